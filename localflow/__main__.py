@@ -1,0 +1,68 @@
+"""Command line of the workspace: ``python -m localflow COMMAND``.
+
+Run from the repository root with any Python 3.10+: the first use builds ``.venv`` from the lock and
+re-runs the command inside it, so nothing has to be installed by hand.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from localflow import bootstrap
+
+USAGE = """usage: python -m localflow COMMAND [ARGS]
+
+  up                  set up (venv, secrets, database) and run Airflow natively until Ctrl-C
+  test [PYTEST ARGS]  run the test suite (pytest)
+  secrets [get NAME]  create or check .env; `get` prints one value (Airflow's *_CMD options use it)
+  init                container start-up: secrets, admin password, database migration (airflow-init)
+  rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
+  lock                recompile requirements.txt and requirements-dev.txt from pyproject.toml
+"""
+
+
+def _lock() -> int:
+    common = ["--universal", "--python-version", "3.10", "--quiet"]
+    uv = [sys.executable, "-m", "uv", "pip", "compile"]
+    for command in (
+        [*uv, "pyproject.toml", *common, "-o", "requirements.txt"],
+        [*uv, "--group", "pyproject.toml:dev", *common, "-c", "requirements.txt", "-o", "requirements-dev.txt"],
+    ):
+        subprocess.run(command, cwd=bootstrap.WORKSPACE, check=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch a command; a user's mistake ends as one line on stderr and exit code 1."""
+    command, args = (argv[0], argv[1:]) if argv else ("help", [])
+    if command in {"help", "-h", "--help"}:
+        print(USAGE)
+        return 0
+    bootstrap.reexec_in_venv(argv)
+
+    from localflow import secrets, stack
+    from localflow.errors import LocalflowError
+
+    commands = {
+        "up": lambda: stack.up(),
+        "init": lambda: stack.init_container(),
+        "secrets": lambda: secrets.main(args),
+        "rotate-fernet-key": lambda: stack.rotate_fernet_key(),
+        "lock": _lock,
+        "test": lambda: subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE),
+    }
+    if command not in commands:
+        print(f"localflow: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        return commands[command]()
+    except LocalflowError as error:
+        print(f"localflow: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,77 @@
+"""Make ``.venv`` from the lock on a machine that has nothing but Python, then run inside it.
+
+Standard library only: this runs before anything is installed. The venv holds exactly the pins of
+``requirements.txt`` and ``requirements-dev.txt`` (the same lock the image and CI install), with compiled
+bytecode, which makes every Airflow process start about 2 s sooner on machines that set
+PYTHONDONTWRITEBYTECODE. A stamp of the lock's hash makes the second run instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+WORKSPACE = Path(__file__).resolve().parent.parent
+VENV = WORKSPACE / ".venv"
+LOCK_FILES = ("requirements.txt", "requirements-dev.txt")
+UV_VERSION = "0.13.9"  # installs the lock in ~2 s; pip needs ~50 s of backtracking without Airflow's constraints
+STAMP = VENV / ".localflow-lock.sha256"
+
+
+def venv_python() -> Path:
+    """The venv's interpreter on this platform."""
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def in_prepared_environment() -> bool:
+    """True inside the dev container image (the lock is installed system-wide) or inside our venv."""
+    if os.environ.get("LOCALFLOW_CONTAINER") == "1":
+        return True
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def _lock_digest() -> str:
+    digest = hashlib.sha256(UV_VERSION.encode())
+    for name in LOCK_FILES:
+        digest.update((WORKSPACE / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, cwd=WORKSPACE, check=False)
+    if result.returncode != 0:
+        sys.exit(f"localflow: `{' '.join(command)}` failed (exit {result.returncode}); see the output above.")
+
+
+def ensure_venv() -> Path:
+    """Create or update ``.venv`` so it matches the lock exactly; return its interpreter."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"localflow: Python 3.10 to 3.13 is required; this is {sys.version.split()[0]}.")
+    digest = _lock_digest()
+    if STAMP.exists() and STAMP.read_text() == digest and venv_python().exists():
+        return venv_python()
+    if not venv_python().exists():
+        print(f"localflow: creating {VENV.name} with Python {sys.version.split()[0]} ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    python = str(venv_python())
+    print("localflow: installing the locked packages (first run only) ...", flush=True)
+    _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"])
+    _run([python, "-m", "uv", "pip", "sync", "--quiet", "--python", python, "--compile-bytecode", *LOCK_FILES])
+    STAMP.write_text(digest)
+    return venv_python()
+
+
+def reexec_in_venv(argv: list[str]) -> None:
+    """Replace this process with ``python -m localflow ARGV`` inside the venv, unless already there."""
+    if in_prepared_environment():
+        return
+    python = ensure_venv()
+    command = [str(python), "-m", "localflow", *argv]
+    if os.name == "nt":  # no exec on Windows: run and pass the exit code on
+        sys.exit(subprocess.call(command, cwd=WORKSPACE))
+    os.chdir(WORKSPACE)
+    os.execv(command[0], command)

@@ -1,0 +1,40 @@
+"""Strict reading of ``.env`` files, in the KEY=VALUE syntax Docker Compose accepts.
+
+python-dotenv (which Airflow already depends on) does the parsing; unlike its ``dotenv_values``, a line it
+cannot parse is an error here, because a silently dropped line can be a lost secret.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from dotenv.parser import parse_stream
+
+from localflow.errors import LocalflowError
+
+
+def parse(text: str, source: str) -> dict[str, str]:
+    """Return the variables in ``text``; raise on the first line that is not ``KEY=VALUE``."""
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            # Never echo the line: it may hold a secret.
+            raise LocalflowError(
+                f"{source}, line {binding.original.line}: not a KEY=VALUE line; "
+                "fix or remove it (comments start with #)."
+            )
+        if binding.key is not None:
+            values[binding.key] = binding.value or ""
+    return values
+
+
+def load(path: Path) -> dict[str, str]:
+    """Read and parse an env file, with a clear error when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LocalflowError(f"{path} does not exist.") from None
+    except (PermissionError, IsADirectoryError, UnicodeDecodeError) as error:
+        raise LocalflowError(f"cannot read {path}: {error.__class__.__name__}; check its permissions.") from None
+    return parse(text, path.name)

@@ -1,0 +1,267 @@
+"""The native stack: every Airflow component as a child process, supervised, stopped cleanly on Ctrl-C.
+
+``python -m localflow up`` prepares the workspace (secrets, database) exactly as the compose
+``airflow-init`` service does, then starts the api-server, scheduler, dag-processor and triggerer with this
+repository's ``dags/`` and ``plugins/``. A component that dies is restarted with a growing delay, the way
+compose's ``restart: unless-stopped`` does, so a database restart heals without a hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localflow import secrets, settings
+from localflow.errors import LocalflowError
+
+# The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
+# api-server reads the log files directly, so there is nothing to serve.
+COMPONENTS: dict[str, list[str]] = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+STOP_TIMEOUT = 20.0
+MAX_RESTART_DELAY = 30.0
+
+
+def airflow_command(*args: str) -> list[str]:
+    """``airflow ARGS`` run by this interpreter, so it is the venv's (or the image's) Airflow."""
+    return [sys.executable, "-m", "airflow", *args]
+
+
+def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """What must hold before any component starts: secrets, the admin password, a migrated database.
+
+    Returns ``env`` with the secrets of ``.env`` under it (the process environment still wins).
+    """
+    from localflow import keyguard
+
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    secrets.ensure(workspace, may_generate=keyguard.generation_guard(env))
+    effective = {**secrets.load(workspace), **env}
+    secrets.write_passwords_file(
+        Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), effective[secrets.ADMIN_PASSWORD]
+    )
+    keyguard.check(effective)
+    run_airflow(["db", "migrate"], effective, "migrating the metadata database")
+    return effective
+
+
+def init_container() -> int:
+    """The compose ``airflow-init`` service: the same preparation as a native run, in the container."""
+    prepare(settings.WORKSPACE, settings.current_environment())
+    print("localflow: secrets ready, admin password set, database migrated.", flush=True)
+    return 0
+
+
+def rotate_fernet_key() -> int:
+    """Re-encrypt every stored secret with the first of ``NEW,OLD`` keys, then keep only NEW in ``.env``."""
+    from localflow import keyguard
+
+    env = {**secrets.load(settings.WORKSPACE), **settings.current_environment()}
+    keyguard.rotate(settings.WORKSPACE, env)
+    return 0
+
+
+def run_airflow(args: list[str], env: Mapping[str, str], what: str) -> None:
+    """Run an ``airflow`` CLI command; on failure show its last lines and raise one clear error."""
+    result = subprocess.run(airflow_command(*args), env=dict(env), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise LocalflowError(f"{what} failed (airflow {' '.join(args)}, exit {result.returncode}):\n{tail}")
+
+
+def check_port_free(host: str, port: int, setting: str) -> None:
+    """Refuse to start anything when a port we need is taken, rather than half-start the stack."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise LocalflowError(
+                f"port {port} on {host} is already in use (another Airflow?); stop that process "
+                f"or set {setting} to a free port in .env."
+            ) from None
+
+
+def health(env: Mapping[str, str], timeout: float = 2.0) -> dict | None:
+    """The api-server's ``/api/v2/monitor/health`` document, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{settings.api_url(env)}/api/v2/monitor/health", timeout=timeout) as response:
+            return json.load(response)
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def is_healthy(document: dict | None) -> bool:
+    """True when the database and every component report healthy."""
+    return bool(document) and all(
+        (document.get(key) or {}).get("status") == "healthy" for key in HEALTH_KEYS
+    )
+
+
+@dataclass
+class Component:
+    """One supervised Airflow process."""
+
+    name: str
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+    def start(self, env: Mapping[str, str]) -> None:
+        """Start (or restart) the process in its own session, output appended to its log file."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                airflow_command(*self.args),
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us, not them: we stop them in order
+            )
+
+    def signal(self, signum: int) -> None:
+        """Signal the component's whole process group (it forks workers)."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+@dataclass
+class NativeStack:
+    """The four components of a native run."""
+
+    env: dict[str, str]
+    log_dir: Path
+    components: list[Component] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.components = [
+            Component(name, args, self.log_dir / f"{name}.log") for name, args in COMPONENTS.items()
+        ]
+
+    def preflight(self) -> None:
+        """Check the ports before anything starts."""
+        check_port_free(settings.api_host(self.env), int(self.env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
+        check_port_free(
+            self.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"],
+            int(self.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"]),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
+        )
+
+    def start(self) -> None:
+        """Start every component."""
+        for component in self.components:
+            component.start(self.env)
+
+    def supervise_once(self) -> None:
+        """Restart any component that exited, with exponential back-off."""
+        now = time.monotonic()
+        for component in self.components:
+            code = component.process.poll() if component.process else None
+            if code is None:
+                continue
+            if component.next_start == 0.0:
+                delay = min(2.0**component.restarts, MAX_RESTART_DELAY)
+                component.next_start = now + delay
+                print(
+                    f"localflow: {component.name} exited (code {code}); restarting in {delay:.0f} s "
+                    f"(log: {component.log_path})",
+                    flush=True,
+                )
+            elif now >= component.next_start:
+                component.restarts += 1
+                component.next_start = 0.0
+                component.start(self.env)
+
+    def wait_healthy(self, timeout: float) -> bool:
+        """Wait until the health endpoint reports every component healthy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.supervise_once()
+            if is_healthy(health(self.env)):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self) -> None:
+        """SIGTERM every component, then SIGKILL what is still alive after the timeout."""
+        for component in self.components:
+            component.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for component in self.components:
+            if component.process:
+                try:
+                    component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    component.signal(signal.SIGKILL)
+                    component.process.wait()
+
+
+def up(workspace: Path = settings.WORKSPACE, health_timeout: float = 120.0) -> int:
+    """Prepare, start, report how to log in, and supervise until Ctrl-C or SIGTERM."""
+    if settings.IN_CONTAINER:
+        raise LocalflowError("`up` runs Airflow natively; in the dev container the stack is already running.")
+    env = settings.native_environment(workspace)
+    state_dir = Path(env["AIRFLOW_HOME"])
+    stack = NativeStack(env, state_dir / "logs" / "components")
+    stack.preflight()
+    database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
+    print(f"localflow: preparing {workspace} (database: {database}) ...", flush=True)
+    prepare(workspace, env)
+
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stack.start()
+    try:
+        print("localflow: starting api-server, scheduler, dag-processor, triggerer ...", flush=True)
+        deadline = time.monotonic() + health_timeout
+        while not stopping and not is_healthy(health(stack.env)):
+            if time.monotonic() > deadline:
+                raise LocalflowError(
+                    f"Airflow did not become healthy within {health_timeout:.0f} s; "
+                    f"see the logs in {stack.log_dir}."
+                )
+            stack.supervise_once()
+            time.sleep(0.5)
+        if not stopping:
+            print(
+                f"\nAirflow is up: {settings.api_url(env)}\n"
+                f"  log in as {settings.ADMIN_USER!r} with the password in .env ({secrets.ADMIN_PASSWORD});\n"
+                f"  `python -m localflow secrets get {secrets.ADMIN_PASSWORD}` prints it.\n"
+                f"  DAGs: {env['AIRFLOW__CORE__DAGS_FOLDER']}   component logs: {stack.log_dir}\n"
+                "  Press Ctrl-C to stop.\n",
+                flush=True,
+            )
+        while not stopping:
+            stack.supervise_once()
+            time.sleep(0.5)
+    finally:
+        print("localflow: stopping ...", flush=True)
+        stack.stop()
+        print("localflow: stopped.", flush=True)
+    return 0
