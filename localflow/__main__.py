@@ -6,6 +6,7 @@ re-runs the command inside it, so nothing has to be installed by hand.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
   test [PYTEST ARGS]  run the test suite (pytest)
   secrets [get NAME]  create or check .env; `get` prints one value (Airflow's *_CMD options use it)
   init                container start-up: secrets, admin password, database migration (airflow-init)
+  dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
   rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
   lock                recompile requirements.txt and requirements-dev.txt from pyproject.toml
 """
@@ -27,7 +29,16 @@ def _lock() -> int:
     uv = [sys.executable, "-m", "uv", "pip", "compile"]
     for command in (
         [*uv, "pyproject.toml", *common, "-o", "requirements.txt"],
-        [*uv, "--group", "pyproject.toml:dev", *common, "-c", "requirements.txt", "-o", "requirements-dev.txt"],
+        [
+            *uv,
+            "--group",
+            "pyproject.toml:dev",
+            *common,
+            "-c",
+            "requirements.txt",
+            "-o",
+            "requirements-dev.txt",
+        ],
     ):
         subprocess.run(command, cwd=bootstrap.WORKSPACE, check=True)
     return 0
@@ -41,13 +52,20 @@ def main(argv: list[str]) -> int:
         return 0
     bootstrap.reexec_in_venv(argv)
 
-    from localflow import secrets, stack
+    from localflow import secrets, settings, stack
     from localflow.errors import LocalflowError
+
+    def dag_test() -> int:
+        from localflow import dagtest
+
+        os.environ.update(settings.current_environment())
+        return dagtest.main(args)
 
     commands = {
         "up": lambda: stack.up(),
         "init": lambda: stack.init_container(),
         "secrets": lambda: secrets.main(args),
+        "dag-test": dag_test,
         "rotate-fernet-key": lambda: stack.rotate_fernet_key(),
         "lock": _lock,
         "test": lambda: subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE),

@@ -18,7 +18,9 @@ from pathlib import Path
 WORKSPACE = Path(__file__).resolve().parent.parent
 VENV = WORKSPACE / ".venv"
 LOCK_FILES = ("requirements.txt", "requirements-dev.txt")
-UV_VERSION = "0.13.9"  # installs the lock in ~2 s; pip needs ~50 s of backtracking without Airflow's constraints
+UV_VERSION = (
+    "0.13.9"  # installs the lock in ~2 s; pip needs ~50 s of backtracking without Airflow's constraints
+)
 STAMP = VENV / ".localflow-lock.sha256"
 
 
@@ -60,7 +62,9 @@ def ensure_venv() -> Path:
     python = str(venv_python())
     print("localflow: installing the locked packages (first run only) ...", flush=True)
     _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"])
-    _run([python, "-m", "uv", "pip", "sync", "--quiet", "--python", python, "--compile-bytecode", *LOCK_FILES])
+    _run(
+        [python, "-m", "uv", "pip", "sync", "--quiet", "--python", python, "--compile-bytecode", *LOCK_FILES]
+    )
     STAMP.write_text(digest)
     return venv_python()
 

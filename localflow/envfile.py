@@ -36,5 +36,7 @@ def load(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         raise LocalflowError(f"{path} does not exist.") from None
     except (PermissionError, IsADirectoryError, UnicodeDecodeError) as error:
-        raise LocalflowError(f"cannot read {path}: {error.__class__.__name__}; check its permissions.") from None
+        raise LocalflowError(
+            f"cannot read {path}: {error.__class__.__name__}; check its permissions."
+        ) from None
     return parse(text, path.name)

@@ -32,7 +32,9 @@ def _engine(env: Mapping[str, str]) -> sa.Engine:
     try:
         return sa.create_engine(url, connect_args=_connect_args(url))
     except (sa.exc.ArgumentError, ImportError, ValueError) as error:
-        raise LocalflowError(f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not a usable database URL: {error}") from None
+        raise LocalflowError(
+            f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not a usable database URL: {error}"
+        ) from None
 
 
 def _connect_args(url: str) -> dict:
@@ -136,4 +138,6 @@ def rotate(workspace: Path, env: Mapping[str, str]) -> None:
             f"after rotation {_describe(counts)} still need an old key; {FERNET_KEY} in .env is unchanged."
         )
     secrets.set_value(workspace, FERNET_KEY, keys[0])
-    print(f"localflow: re-encrypted {len(encrypted_values(new_only))} values; .env now holds only the new key.")
+    print(
+        f"localflow: re-encrypted {len(encrypted_values(new_only))} values; .env now holds only the new key."
+    )

@@ -72,7 +72,11 @@ class Secret:
 
 SECRETS = (
     Secret(FERNET_KEY, _new_fernet_key, _check_fernet_key),
-    Secret(JWT_SECRET, lambda: secrets.token_urlsafe(MIN_JWT_SECRET_BYTES), _check_min_length(MIN_JWT_SECRET_BYTES)),
+    Secret(
+        JWT_SECRET,
+        lambda: secrets.token_urlsafe(MIN_JWT_SECRET_BYTES),
+        _check_min_length(MIN_JWT_SECRET_BYTES),
+    ),
     Secret(API_SECRET_KEY, lambda: secrets.token_urlsafe(32), _check_min_length(16)),
     Secret(ADMIN_PASSWORD, lambda: secrets.token_urlsafe(12), _check_min_length(8)),
 )
@@ -117,7 +121,9 @@ def load(workspace: Path = settings.WORKSPACE) -> dict[str, str]:
     _validate(values, env_path.name)
     missing = [secret.name for secret in SECRETS if not values.get(secret.name)]
     if missing:
-        raise LocalflowError(f"{', '.join(missing)} missing in {env_path.name}; run `python -m localflow secrets`.")
+        raise LocalflowError(
+            f"{', '.join(missing)} missing in {env_path.name}; run `python -m localflow secrets`."
+        )
     return values
 
 
@@ -171,9 +177,13 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LocalflowError(f"{path} is missing; restore it from git (git checkout -- {path.name}).") from None
+        raise LocalflowError(
+            f"{path} is missing; restore it from git (git checkout -- {path.name})."
+        ) from None
     except (PermissionError, IsADirectoryError, UnicodeDecodeError) as error:
-        raise LocalflowError(f"cannot read {path}: {error.__class__.__name__}; check its owner and mode.") from None
+        raise LocalflowError(
+            f"cannot read {path}: {error.__class__.__name__}; check its owner and mode."
+        ) from None
 
 
 def _write_new(path: Path, content: str) -> None:
@@ -214,7 +224,9 @@ def _restrict_permissions(path: Path) -> None:
         try:
             path.chmod(0o600)
         except PermissionError:
-            raise LocalflowError(f"{path} is readable by others and not ours to chmod; run: chmod 600 {path}") from None
+            raise LocalflowError(
+                f"{path} is readable by others and not ours to chmod; run: chmod 600 {path}"
+            ) from None
 
 
 def main(argv: list[str]) -> int:

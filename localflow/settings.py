@@ -28,7 +28,7 @@ def shared_settings() -> dict[str, str]:
 
 
 def native_environment(
-    workspace: Path = WORKSPACE, base: Mapping[str, str] | None = None
+    workspace: Path = WORKSPACE, base: Mapping[str, str] | None = None, *, read_env_file: bool = True
 ) -> dict[str, str]:
     """The environment every native Airflow process runs with.
 
@@ -48,7 +48,7 @@ def native_environment(
         **shared_settings(),
     }
     env_file = workspace / ENV_FILE_NAME
-    if env_file.exists():
+    if read_env_file and env_file.exists():
         env.update(envfile.load(env_file))
     env.update(base)
     # The example connection points at the stack's own PostgreSQL when the metadata database is one.

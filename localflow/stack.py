@@ -53,7 +53,8 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     secrets.ensure(workspace, may_generate=keyguard.generation_guard(env))
     effective = {**secrets.load(workspace), **env}
     secrets.write_passwords_file(
-        Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), effective[secrets.ADMIN_PASSWORD]
+        Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),
+        effective[secrets.ADMIN_PASSWORD],
     )
     keyguard.check(effective)
     run_airflow(["db", "migrate"], effective, "migrating the metadata database")
@@ -78,7 +79,9 @@ def rotate_fernet_key() -> int:
 
 def run_airflow(args: list[str], env: Mapping[str, str], what: str) -> None:
     """Run an ``airflow`` CLI command; on failure show its last lines and raise one clear error."""
-    result = subprocess.run(airflow_command(*args), env=dict(env), capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        airflow_command(*args), env=dict(env), capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise LocalflowError(f"{what} failed (airflow {' '.join(args)}, exit {result.returncode}):\n{tail}")
@@ -99,7 +102,9 @@ def check_port_free(host: str, port: int, setting: str) -> None:
 def health(env: Mapping[str, str], timeout: float = 2.0) -> dict | None:
     """The api-server's ``/api/v2/monitor/health`` document, or None while it does not answer."""
     try:
-        with urllib.request.urlopen(f"{settings.api_url(env)}/api/v2/monitor/health", timeout=timeout) as response:
+        with urllib.request.urlopen(
+            f"{settings.api_url(env)}/api/v2/monitor/health", timeout=timeout
+        ) as response:
             return json.load(response)
     except (OSError, ValueError, urllib.error.URLError):
         return None
@@ -107,9 +112,7 @@ def health(env: Mapping[str, str], timeout: float = 2.0) -> dict | None:
 
 def is_healthy(document: dict | None) -> bool:
     """True when the database and every component report healthy."""
-    return bool(document) and all(
-        (document.get(key) or {}).get("status") == "healthy" for key in HEALTH_KEYS
-    )
+    return bool(document) and all((document.get(key) or {}).get("status") == "healthy" for key in HEALTH_KEYS)
 
 
 @dataclass
@@ -160,7 +163,9 @@ class NativeStack:
 
     def preflight(self) -> None:
         """Check the ports before anything starts."""
-        check_port_free(settings.api_host(self.env), int(self.env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
+        check_port_free(
+            settings.api_host(self.env), int(self.env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT"
+        )
         check_port_free(
             self.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"],
             int(self.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"]),
