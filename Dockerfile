@@ -19,7 +19,7 @@ RUN useradd --uid "${AIRFLOW_UID}" --gid 0 --create-home --home-dir /home/airflo
 
 # The lock, with the dev tools; compiled bytecode saves ~2 s per Airflow process start.
 COPY requirements.txt requirements-dev.txt /tmp/lock/
-RUN pip install --no-cache-dir --disable-pip-version-check uv==0.13.9 \
+RUN pip install --no-cache-dir --disable-pip-version-check "$(grep '^uv==' /tmp/lock/requirements-dev.txt)" \
     && uv pip install --system --no-cache --no-deps --compile-bytecode \
         -r /tmp/lock/requirements.txt -r /tmp/lock/requirements-dev.txt \
     && rm -rf /tmp/lock

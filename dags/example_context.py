@@ -8,7 +8,6 @@ label built from it. Use it to see what Airflow passes to a task, in the UI or u
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 
@@ -22,6 +21,8 @@ from airflow.sdk import dag, task
     tags=["example", "context"],
 )
 def example_context():
+    """Read the run's context in a task and check what it built from it."""
+
     @task
     def describe_run(**context) -> str:
         """Build a label from the run's context."""

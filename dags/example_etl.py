@@ -8,7 +8,6 @@ the summary into the task log. A template for a TaskFlow pipeline: extract, tran
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 ORDERS_CSV = """order_id,amount
@@ -27,12 +26,14 @@ ORDERS_CSV = """order_id,amount
     tags=["example", "etl"],
 )
 def example_etl():
+    """Extract orders, summarize them with a plugins/ helper, report the summary."""
+
     @task
     def extract() -> str:
         """Read the raw orders (here from a constant; in real life from an API or a file)."""
         return ORDERS_CSV
 
-    @task
+    @task(multiple_outputs=False)
     def transform(raw: str) -> dict[str, float]:
         """Parse the orders and summarize them."""
         from etl_helpers import parse_orders, summarize

@@ -9,7 +9,6 @@ the next task. The connection comes from the environment (`AIRFLOW_CONN_LOCALFLO
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 CONN_ID = "localflow_postgres"
@@ -24,7 +23,9 @@ CONN_ID = "localflow_postgres"
     tags=["example", "postgres"],
 )
 def example_postgres_query():
-    @task
+    """Query the stack's PostgreSQL through a connection and report the result."""
+
+    @task(multiple_outputs=False)
     def query_server() -> dict[str, str]:
         """Ask the database who and where it is."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook

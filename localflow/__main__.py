@@ -62,11 +62,11 @@ def main(argv: list[str]) -> int:
         return dagtest.main(args)
 
     commands = {
-        "up": lambda: stack.up(),
-        "init": lambda: stack.init_container(),
+        "up": stack.up,
+        "init": stack.init_container,
         "secrets": lambda: secrets.main(args),
         "dag-test": dag_test,
-        "rotate-fernet-key": lambda: stack.rotate_fernet_key(),
+        "rotate-fernet-key": stack.rotate_fernet_key,
         "lock": _lock,
         "test": lambda: subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE),
     }

@@ -18,10 +18,13 @@ def parse(text: str, source: str) -> dict[str, str]:
     """Return the variables in ``text``; raise on the first line that is not ``KEY=VALUE``."""
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
-        if binding.error:
+        # A bare NAME would mean "inherit from the environment" to Compose; in our files it is a mistake.
+        if binding.error or (binding.key is not None and binding.value is None):
+            original = binding.original.string
+            blank_lines_before = original[: len(original) - len(original.lstrip())].count("\n")
             # Never echo the line: it may hold a secret.
             raise LocalflowError(
-                f"{source}, line {binding.original.line}: not a KEY=VALUE line; "
+                f"{source}, line {binding.original.line + blank_lines_before}: not a KEY=VALUE line; "
                 "fix or remove it (comments start with #)."
             )
         if binding.key is not None:

@@ -53,7 +53,7 @@ def encrypted_values(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
                     continue
                 key = "conn_id" if kind == "connection" else "key"
                 rows = connection.execute(
-                    sa.text(f"SELECT {key}, {column} FROM {table} WHERE {flag} AND {column} IS NOT NULL")  # noqa: S608 - constants
+                    sa.text(f"SELECT {key}, {column} FROM {table} WHERE {flag} AND {column} IS NOT NULL")
                 )
                 found.extend((kind, row[0], row[1]) for row in rows)
     except sa.exc.OperationalError as error:
@@ -120,7 +120,7 @@ def generation_guard(env: Mapping[str, str]) -> Callable[[str], None]:
 
 
 def rotate(workspace: Path, env: Mapping[str, str]) -> None:
-    """Rotate to NEW of ``NEW,OLD`` with ``airflow rotate-fernet-key``; prove it; keep only NEW in ``.env``."""
+    """Rotate to NEW of ``NEW,OLD`` (``airflow rotate-fernet-key``), prove it, keep only NEW in ``.env``."""
     from localflow import secrets, stack
 
     keys = [part.strip() for part in env.get(FERNET_KEY, "").split(",") if part.strip()]

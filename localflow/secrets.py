@@ -46,8 +46,8 @@ def _check_fernet_key(value: str) -> str | None:
             raw = b""
         if len(raw) != 32:
             return (
-                "is not a valid Fernet key (32 url-safe base64-encoded bytes). Restore the key this "
-                "database was created with, or remove the line so a new one is generated (empty database only)."
+                "is not a valid Fernet key (32 url-safe base64-encoded bytes). Restore the key this database "
+                "was created with, or remove the line so a new one is generated (empty database only)."
             )
     return None
 
@@ -230,7 +230,7 @@ def _restrict_permissions(path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``secrets`` creates or checks ``.env``; ``secrets get NAME`` prints one value for Airflow's ``*_CMD``."""
+    """``secrets`` creates or checks ``.env``; ``secrets get NAME`` prints a value for Airflow's ``*_CMD``."""
     if argv[:1] == ["get"] and len(argv) == 2:
         value = load().get(argv[1])
         if value is None:

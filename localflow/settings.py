@@ -71,7 +71,7 @@ def current_environment() -> dict[str, str]:
 def api_host(env: Mapping[str, str]) -> str:
     """The address clients use to reach the api-server (a wildcard bind is reached on loopback)."""
     host = env.get("AIRFLOW__API__HOST", "127.0.0.1")
-    return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - compared, not bound
+    return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
 
 
 def api_url(env: Mapping[str, str]) -> str:

@@ -8,6 +8,7 @@ compose's ``restart: unless-stopped`` does, so a database restart heals without 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -124,7 +125,7 @@ class Component:
     log_path: Path
     process: subprocess.Popen | None = None
     restarts: int = 0
-    next_start: float = 0.0
+    next_start: float | None = None  # when a component that exited is due to restart
 
     def start(self, env: Mapping[str, str]) -> None:
         """Start (or restart) the process in its own session, output appended to its log file."""
@@ -142,10 +143,8 @@ class Component:
     def signal(self, signum: int) -> None:
         """Signal the component's whole process group (it forks workers)."""
         if self.process and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signum)
-            except ProcessLookupError:
-                pass
 
 
 @dataclass
@@ -184,7 +183,7 @@ class NativeStack:
             code = component.process.poll() if component.process else None
             if code is None:
                 continue
-            if component.next_start == 0.0:
+            if component.next_start is None:
                 delay = min(2.0**component.restarts, MAX_RESTART_DELAY)
                 component.next_start = now + delay
                 print(
@@ -194,7 +193,7 @@ class NativeStack:
                 )
             elif now >= component.next_start:
                 component.restarts += 1
-                component.next_start = 0.0
+                component.next_start = None
                 component.start(self.env)
 
     def wait_healthy(self, timeout: float) -> bool:

@@ -36,6 +36,9 @@ def airflow_environment(home: Path, database_url: str | None = None) -> dict[str
         {
             "PATH": os.environ.get("PATH", ""),
             "HOME": os.environ.get("HOME", str(home)),
+            # In the dev container the lock is installed system-wide: without this marker a child
+            # `python -m localflow` would try to build .venv from PyPI.
+            "LOCALFLOW_CONTAINER": os.environ.get("LOCALFLOW_CONTAINER", ""),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url or f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),

@@ -1,0 +1,42 @@
+"""``.env`` parsing: Compose's KEY=VALUE syntax, strictly, without echoing a malformed line."""
+
+from __future__ import annotations
+
+import pytest
+
+from localflow.envfile import parse
+from localflow.errors import LocalflowError
+
+# text, expected variables
+VALID = (
+    ("A=1\n", {"A": "1"}),
+    ("# comment\n\nA=1\nB=two words\n", {"A": "1", "B": "two words"}),
+    ('A="quoted # not a comment"\n', {"A": "quoted # not a comment"}),
+    ("A=1 # trailing comment\n", {"A": "1"}),
+    ("export A=1\n", {"A": "1"}),
+    ("A=\n", {"A": ""}),
+    ("A=key=with=equals\n", {"A": "key=with=equals"}),
+)
+
+# text, line number in the error
+MALFORMED = (
+    ("not a setting\n", 1),
+    ("A=1\nB C=2\n", 2),
+    ('A=1\n\nB="unterminated\n', 3),
+)
+
+
+@pytest.mark.parametrize(("text", "expected"), VALID)
+def test_parses_compose_syntax(text: str, expected: dict[str, str]):
+    """It reads what Docker Compose reads."""
+    assert parse(text, ".env") == expected
+
+
+@pytest.mark.parametrize(("text", "line"), MALFORMED)
+def test_malformed_line_names_the_line_not_the_content(text: str, line: int):
+    """It stops at a malformed line, naming the file and line but never the line's text."""
+    with pytest.raises(LocalflowError) as error:
+        parse(text, ".env")
+    message = str(error.value)
+    assert f".env, line {line}:" in message
+    assert "B C" not in message and "unterminated" not in message and "not a setting" not in message

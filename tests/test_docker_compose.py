@@ -1,0 +1,139 @@
+"""docker-compose.yaml, checked without an engine: valid, documented, and safe by default."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.container_files import REPO, clean_copy, compose, compose_model
+
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
+LONG_RUNNING = (
+    "postgres",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
+
+
+def test_compose_config_is_valid(tmp_path: Path):
+    """``docker compose config -q`` accepts the file on a fresh clone (no .env)."""
+    result = compose(clean_copy(tmp_path), "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_spec_schema():
+    """The file validates against the Compose Specification schema."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(REPO / "docker-compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_project_and_services():
+    """Project ``localflow`` with Postgres, the one-shot init and the four Airflow components."""
+    model = compose_model()
+    assert model["name"] == "localflow"
+    assert set(model["services"]) == {"postgres", *AIRFLOW_SERVICES}
+    assert model["services"]["postgres"]["image"] == "postgres:16"
+
+
+@pytest.mark.parametrize("service", LONG_RUNNING)
+def test_long_running_services_have_healthchecks(service: str):
+    """Every long-running service probes a real endpoint and restarts by itself."""
+    spec = compose_model()["services"][service]
+    test = " ".join(spec["healthcheck"]["test"])
+    assert re.search(r"pg_isready|/api/v2/monitor/health|:8974/health|airflow jobs check", test), test
+    assert spec["restart"] == "unless-stopped"
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES[1:])
+def test_components_wait_for_database_and_init(service: str):
+    """Components start only after Postgres is healthy and airflow-init has finished."""
+    depends_on = compose_model()["services"][service]["depends_on"]
+    assert depends_on["postgres"]["condition"] == "service_healthy"
+    assert depends_on["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+def test_init_is_one_shot_and_makes_secrets():
+    """airflow-init runs the secrets hook, the admin password and the migration once."""
+    spec = compose_model()["services"]["airflow-init"]
+    assert spec["command"] == ["python", "-m", "localflow", "init"]
+    assert spec["restart"] == "no"
+
+
+def test_all_airflow_services_share_the_common_environment():
+    """One environment (executor, database, execution API, secrets) for every Airflow service."""
+    services = compose_model()["services"]
+    reference = services["airflow-scheduler"]["environment"]
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"] == reference, name
+    assert reference["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert reference["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
+    assert reference["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
+        "postgresql+psycopg2://airflow:airflow@postgres/"
+    )
+
+
+def test_secrets_are_read_at_start_not_baked_into_compose():
+    """Each secret comes from .env through Airflow's *_CMD options, never as a literal in the file."""
+    env = compose_model()["services"]["airflow-scheduler"]["environment"]
+    for name in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
+        assert env[f"{name}_CMD"] == f"python -m localflow secrets get {name}"
+        assert name not in env  # no value without a .env
+
+
+def test_published_ports_bind_loopback_only():
+    """Only the UI is published, on 127.0.0.1; Postgres is not published at all."""
+    published = {
+        name: spec.get("ports", []) for name, spec in compose_model()["services"].items() if spec.get("ports")
+    }
+    assert set(published) == {"airflow-api-server"}
+    for port in published["airflow-api-server"]:
+        assert port["host_ip"] == "127.0.0.1"
+        assert port["target"] == 8080
+
+
+def test_workspace_is_bind_mounted_and_host_reachable():
+    """dags/ and plugins/ are live (workspace bind mount) and DAGs reach the host."""
+    for name in AIRFLOW_SERVICES:
+        spec = compose_model()["services"][name]
+        mounts = {(volume["type"], volume["target"]) for volume in spec["volumes"]}
+        assert ("bind", "/workspaces/localflow") in mounts
+        assert spec["extra_hosts"] == ["host.docker.internal=host-gateway"] or spec["extra_hosts"] == [
+            "host.docker.internal:host-gateway"
+        ]
+    postgres = compose_model()["services"]["postgres"]
+    assert postgres["volumes"][0]["type"] == "volume"
+
+
+def test_header_documents_every_variable():
+    """Every ${VARIABLE} the file reads is listed in its header."""
+    text = (REPO / "docker-compose.yaml").read_text()
+    header = text.split("\nname:", 1)[0]
+    # $${VAR} is an escaped dollar (the container shell expands it), not a compose variable.
+    for variable in set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", text)):
+        assert re.search(rf"^# {variable}\b", header, re.MULTILINE), (
+            f"{variable} is not documented in the header"
+        )

@@ -1,0 +1,99 @@
+"""The lock: fully pinned, current with pyproject.toml, installable on Linux for Python 3.10-3.13.
+
+The lock checks ask PyPI (uv resolves against the registry); they need no other network.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from localflow import bootstrap
+from tests.conftest import REPO
+
+PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;]+)(\s*;\s*(.+))?$")
+
+
+def pins(name: str | Path) -> dict[tuple[str, str], str]:
+    """(package, marker) → version for every requirement line of a lock file."""
+    found = {}
+    for line in (REPO / name).read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = PIN.match(line.strip())
+        assert match, f"{name}: not an exact pin: {line!r}"
+        found[match[1].lower(), match[4] or ""] = match[2]
+    return found
+
+
+def uv(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run the locked uv."""
+    return subprocess.run(
+        [sys.executable, "-m", "uv", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize("name", bootstrap.LOCK_FILES)
+def test_every_requirement_is_pinned(name: str):
+    """Each lock file pins every package exactly (the seed installs it with --no-deps)."""
+    assert len(pins(name)) > 10
+
+
+def test_lock_names_the_workspace_packages():
+    """Airflow 3.3.2 with the postgres provider, psycopg2-binary, cryptography and debugpy are locked."""
+    packages = {package for package, _ in pins("requirements.txt")}
+    assert pins("requirements.txt")["apache-airflow", ""] == "3.3.2"
+    assert {"apache-airflow-providers-postgres", "psycopg2-binary", "cryptography", "debugpy"} <= packages
+    dev = {package for package, _ in pins("requirements-dev.txt")}
+    assert {"ruff", "pytest", "uv"} <= dev
+
+
+def test_dev_lock_agrees_with_runtime_lock():
+    """A package in both files has the same pin in both, so the venv, the image and CI match."""
+    runtime = pins("requirements.txt")
+    for key, version in pins("requirements-dev.txt").items():
+        if key in runtime:
+            assert runtime[key] == version, key
+
+
+def test_lock_is_current(tmp_path: Path):
+    """Recompiling pyproject.toml gives the committed lock (someone edited the input without `lock`?)."""
+    output = tmp_path / "requirements.txt"
+    result = uv(
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--universal",
+        "--python-version",
+        "3.10",
+        "--quiet",
+        "-o",
+        str(output),
+    )
+    assert result.returncode == 0, result.stderr
+    assert pins("requirements.txt") == pins(output), (
+        "requirements.txt is stale: run `python -m localflow lock`"
+    )
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
+def test_lock_installs_from_wheels_on_linux(python: str, tmp_path: Path):
+    """For each supported Python, every pinned package has a Linux wheel and the set is consistent."""
+    result = uv(
+        "pip", "compile", "requirements.txt", "requirements-dev.txt",
+        "--python-version", python, "--python-platform", "x86_64-manylinux_2_28",
+        "--only-binary", ":all:", "--quiet", "-o", str(tmp_path / "resolved.txt"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_image_venv_and_ci_install_the_same_lock():
+    """The Dockerfile installs both lock files; the bootstrap (README's commands, CI) syncs the same two."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "COPY requirements.txt requirements-dev.txt" in dockerfile
+    assert "-r /tmp/lock/requirements.txt -r /tmp/lock/requirements-dev.txt" in dockerfile
+    assert bootstrap.LOCK_FILES == ("requirements.txt", "requirements-dev.txt")
