@@ -133,18 +133,20 @@ class RunningStack:
         return self.process.returncode
 
 
-def stack_environment(workspace: Path, database_url: str, **extra: str) -> dict[str, str]:
-    """A clean environment for ``up``: the workspace, the database and free ports, nothing inherited."""
-    return {
+def stack_environment(workspace: Path, database_url: str | None, **extra: str) -> dict[str, str]:
+    """A clean environment for ``up``: workspace, database (None: the default SQLite), free ports."""
+    env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", str(workspace)),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "LOCALFLOW_WORKSPACE": str(workspace),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
         "AIRFLOW__API__PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
         **extra,
     }
+    if database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+    return env
 
 
 def start_up(workspace: Path, env: dict[str, str]) -> RunningStack:
@@ -163,7 +165,7 @@ def start_up(workspace: Path, env: dict[str, str]) -> RunningStack:
 
 
 @contextmanager
-def running_stack(workspace: Path, database_url: str, **extra: str) -> Iterator[RunningStack]:
+def running_stack(workspace: Path, database_url: str | None, **extra: str) -> Iterator[RunningStack]:
     """A healthy native stack for the duration of the block; always stopped afterwards."""
     running = start_up(make_workspace(workspace), stack_environment(workspace, database_url, **extra))
     try:

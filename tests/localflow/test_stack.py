@@ -14,9 +14,14 @@ from tests.native_stack import make_workspace, running_stack, stack_environment,
 pytestmark = pytest.mark.stack
 
 
-def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres):
-    """All components become healthy, the admin logs in, a triggered DAG succeeds, Ctrl-C stops everything."""
-    with running_stack(tmp_path, postgres.create()) as stack:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
+    """All components become healthy, the admin logs in, a triggered DAG succeeds, Ctrl-C stops everything.
+
+    SQLite is what a fresh machine gets by default; PostgreSQL is what the containers use.
+    """
+    with running_stack(tmp_path, postgres.create() if backend == "postgres" else None) as stack:
+        assert f"(database: {'postgresql+psycopg2' if backend == 'postgres' else 'sqlite'})" in stack.output()
         output = stack.output()
         assert stack.url in output and "log in as 'admin'" in output
         health = stack.request("GET", "/api/v2/monitor/health", token=None)[1]
