@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localflow import secrets, settings
+from localflow import secrets, settings, settings_check
 from localflow.errors import LocalflowError
 
 # The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
@@ -32,6 +32,10 @@ COMPONENTS: dict[str, list[str]] = {
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+# Our own components: `python -m localflow ARGS`, supervised like Airflow's.
+LOCALFLOW_COMPONENTS: dict[str, list[str]] = {
+    "dag-watcher": ["watch"],  # reparses a saved DAG file at once (localflow/watcher.py)
 }
 HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 STOP_TIMEOUT = 20.0
@@ -52,7 +56,9 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
 
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     secrets.ensure(workspace, may_generate=keyguard.generation_guard(env))
-    effective = {**secrets.load(workspace), **env}
+    own_settings = secrets.load(workspace)
+    settings_check.check(own_settings, settings.ENV_FILE_NAME)
+    effective = {**own_settings, **env}
     secrets.write_passwords_file(
         Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),
         effective[secrets.ADMIN_PASSWORD],
@@ -131,8 +137,13 @@ class Component:
         """Start (or restart) the process in its own session, output appended to its log file."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            command = (
+                [sys.executable, "-m", "localflow", *self.args]
+                if self.name in LOCALFLOW_COMPONENTS
+                else airflow_command(*self.args)
+            )
             self.process = subprocess.Popen(
-                airflow_command(*self.args),
+                command,
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -157,7 +168,8 @@ class NativeStack:
 
     def __post_init__(self) -> None:
         self.components = [
-            Component(name, args, self.log_dir / f"{name}.log") for name, args in COMPONENTS.items()
+            Component(name, args, self.log_dir / f"{name}.log")
+            for name, args in {**COMPONENTS, **LOCALFLOW_COMPONENTS}.items()
         ]
 
     def preflight(self) -> None:
