@@ -19,6 +19,7 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
   secrets [get NAME]  create or check .env; `get` prints one value (Airflow's *_CMD options use it)
   init                container start-up: secrets, admin password, database migration (airflow-init)
   dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
+  watch [--check]     reparse saved DAG files at once (a component of `up` and of compose)
   rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
   lock                recompile requirements.txt and requirements-dev.txt from pyproject.toml
 """
@@ -61,11 +62,17 @@ def main(argv: list[str]) -> int:
         os.environ.update(settings.current_environment())
         return dagtest.main(args)
 
+    def watch() -> int:
+        from localflow import watcher
+
+        return watcher.main(args)
+
     commands = {
         "up": stack.up,
         "init": stack.init_container,
         "secrets": lambda: secrets.main(args),
         "dag-test": dag_test,
+        "watch": watch,
         "rotate-fernet-key": stack.rotate_fernet_key,
         "lock": _lock,
         "test": lambda: subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE),
