@@ -11,9 +11,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 ARG AIRFLOW_UID=50000
-# GID 0 for the user, as in the official Airflow image, so any UID the entrypoint switches to can use
-# the group-writable directories below.
-RUN useradd --uid "${AIRFLOW_UID}" --gid 0 --create-home --home-dir /home/airflow --shell /bin/bash airflow \
+# The user's own group as its primary group: the Dev Containers CLI gives the editor user your UID and
+# GID by rewriting the GID of its primary group in /etc/group, which with GID 0 would be the root group
+# (scripts/updateUID.Dockerfile of devcontainers/cli). Member of group 0 too, as in the official Airflow
+# image, so any UID the entrypoint switches to can use the group-writable directories below.
+RUN groupadd --gid "${AIRFLOW_UID}" airflow \
+    && useradd --uid "${AIRFLOW_UID}" --gid airflow --groups 0 --create-home --home-dir /home/airflow \
+        --shell /bin/bash airflow \
     && mkdir -p /opt/airflow /opt/localflow \
     && chown -R "${AIRFLOW_UID}:0" /opt/airflow && chmod -R g+rwX /opt/airflow /home/airflow
 

@@ -1,0 +1,1 @@
+"""End-to-end tests of the container path on a real Docker engine (marker ``containers``)."""

@@ -1,0 +1,209 @@
+""" "Reopen in Container" for real: the Dev Containers CLI on a fresh copy, then what a developer does in it.
+
+One dev container stack for the module, brought up by ``devcontainer up`` as a desktop user (UID 1000)
+on a fresh copy of the repository without ``.env``. The tests follow the developer: the stack is
+healthy, the secrets exist, the terminal runs Airflow, ruff and the DAG tests; a DAG run is triggered
+through the published port; a connection with a password survives ``docker compose down`` + ``up`` and
+a rebuild of the dev container; no image holds a secret. Needs ../shared/containers (see its README).
+"""
+
+from __future__ import annotations
+
+import secrets as random
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localflow import secrets
+from tests.containers.harness import (
+    EXAMPLE_DAGS,
+    DesktopUser,
+    Engine,
+    Stack,
+    stack_on_fresh_copy,
+)
+
+pytestmark = pytest.mark.containers
+
+DAG_ID = "example_etl"
+CONNECTION_ID = "localflow_containers_test"
+# The DAG tests inside the editor use the stack's own PostgreSQL (the airflow user may create databases).
+TEST_POSTGRES = "postgresql+psycopg2://airflow:airflow@postgres:5432"
+
+
+@pytest.fixture(scope="module")
+def stack(engine: Engine, desktop_user: DesktopUser, base_dir: Path) -> Iterator[Stack]:
+    """The dev container of a fresh copy, up and healthy; torn down with ``down -v`` after the module."""
+    with stack_on_fresh_copy(engine, desktop_user, base_dir, "devcontainer") as stack:
+        stack.up_output = stack.devcontainer("up").stdout
+        stack.wait_healthy()
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def env_after_create(stack: Stack) -> bytes:
+    """.env as the first start left it (made by airflow-init, checked by the post-create hook)."""
+    return stack.env_file()
+
+
+@pytest.fixture(scope="module")
+def token(stack: Stack) -> str:
+    """An access token of the admin user, logged in with the generated password."""
+    return stack.token()
+
+
+@pytest.fixture(scope="module")
+def finished_run(stack: Stack, token: str) -> dict:
+    """A run of example_etl triggered through the REST API, waited for until it finished."""
+    stack.wait_for_dags(token, (DAG_ID,))
+    status, body = stack.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, token)
+    assert status == 200, body
+    status, body = stack.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None}, token)
+    assert status == 200, body
+    return stack.wait_for_run(token, DAG_ID, body["dag_run_id"])
+
+
+@pytest.fixture(scope="module")
+def connection_password(stack: Stack, token: str) -> str:
+    """A connection with a password, created through the REST API; returns the password."""
+    password = random.token_urlsafe(16)
+    payload = {
+        "connection_id": CONNECTION_ID,
+        "conn_type": "postgres",
+        "host": "db.example.invalid",
+        "login": "analyst",
+        "password": password,
+    }
+    status, body = stack.request("POST", "/api/v2/connections", payload, token)
+    assert status == 201, body
+    return password
+
+
+def test_every_service_is_healthy(stack: Stack):
+    """Postgres and every Airflow service report healthy; airflow-init ran once and exited 0."""
+    assert stack.problems() == []
+
+
+def test_post_create_hook_found_complete_secrets(stack: Stack, env_after_create: bytes):
+    """The post-create hook ran after airflow-init had made .env, and changed nothing in it."""
+    assert "Running the postCreateCommand" in stack.up_output
+    assert ".env: all secrets present and valid; nothing changed." in stack.up_output
+    assert set(stack.secret_values()) == {secret.name for secret in secrets.SECRETS}
+
+
+def test_env_file_belongs_to_the_user_and_is_private(stack: Stack, env_after_create: bytes):
+    """.env was written from a container, yet belongs to the desktop user, mode 0600."""
+    status = (stack.workspace / ".env").stat()
+    assert (status.st_uid, status.st_gid) == (stack.user.uid, stack.user.gid)
+    assert stat.S_IMODE(status.st_mode) == 0o600
+
+
+def test_editor_user_is_the_workspace_owner(stack: Stack):
+    """The terminal's user has the desktop user's UID and GID, and the root group keeps GID 0."""
+    output = stack.exec("sh", "-c", "id -u; id -g; getent group 0 | cut -d: -f1").stdout.split()
+    assert output[-3:] == [str(stack.user.uid), str(stack.user.gid), "root"]
+
+
+def test_airflow_dags_list_shows_the_example_dags(stack: Stack, token: str):
+    """``airflow dags list`` in the editor's terminal lists every example DAG."""
+    stack.wait_for_dags(token, EXAMPLE_DAGS)
+    output = stack.exec("airflow", "dags", "list", "--output", "plain").stdout
+    for dag_id in EXAMPLE_DAGS:
+        assert dag_id in output
+
+
+def test_ruff_check_passes(stack: Stack):
+    """``ruff check`` in the editor's terminal finds nothing in a fresh copy."""
+    stack.exec("ruff", "check")
+
+
+def test_dag_tests_pass(stack: Stack):
+    """The DAG tests (``pytest tests/dags``) pass in the editor, on SQLite and on the stack's PostgreSQL."""
+    result = stack.exec(
+        "python",
+        "-m",
+        "pytest",
+        "tests/dags",
+        "-q",
+        env={"LOCALFLOW_TEST_POSTGRES": TEST_POSTGRES},
+        timeout=600,
+    )
+    assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2000:]
+
+
+def test_rest_dag_run_succeeds_on_the_published_port(stack: Stack, finished_run: dict):
+    """A run triggered through the REST API on 127.0.0.1 (admin, generated password) succeeds."""
+    assert finished_run["state"] == "success"
+
+
+def test_task_log_is_readable_through_the_api(stack: Stack, token: str, finished_run: dict):
+    """The log of the run's last task, fetched through the API, holds what the task printed."""
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{finished_run['dag_run_id']}/taskInstances/load/logs/1"
+    status, body = stack.request("GET", f"{path}?full_content=true", token=token)
+    assert status == 200, body
+    text = "\n".join(
+        event if isinstance(event, str) else str(event.get("event", "")) for event in body["content"]
+    )
+    assert "Loaded 3 orders, total 1236.70" in text
+
+
+def test_connection_password_is_encrypted_at_rest(stack: Stack, connection_password: str):
+    """The connection's password is stored encrypted with the Fernet key from .env, not in plain text."""
+    result = stack.compose(
+        "exec", "-T", "postgres", "psql", "-U", "airflow", "-d", "airflow", "-tAc",
+        f"select is_encrypted, password from connection where conn_id = '{CONNECTION_ID}'",
+    )  # fmt: skip
+    encrypted, stored = result.stdout.strip().split("|", 1)
+    assert encrypted == "t"
+    assert connection_password not in stored
+
+
+def test_ports_are_published_on_loopback_only(stack: Stack):
+    """Only the api-server publishes a port, on 127.0.0.1; Postgres is not published at all."""
+    assert stack.published_ports() == {"airflow-api-server": [("8080/tcp", "127.0.0.1", str(stack.port))]}
+
+
+# How the stack is recreated, in this order: stopped and started again, then the dev container rebuilt
+# (VS Code's "Rebuild Container": the image is built again and the editor's container replaced).
+RESTARTS = {
+    "compose-down-then-up": lambda stack: (stack.compose("down", timeout=180), stack.devcontainer("up")),
+    "rebuild-dev-container": lambda stack: stack.devcontainer("up", "--remove-existing-container"),
+}
+
+
+@pytest.mark.parametrize("restart", RESTARTS)
+def test_state_survives_recreating_the_stack(
+    stack: Stack, env_after_create: bytes, finished_run: dict, connection_password: str, restart: str
+):
+    """After the stack is recreated, the password decrypts, the run is in the history, .env is unchanged."""
+    RESTARTS[restart](stack)
+    stack.wait_healthy()
+    assert stack.env_file() == env_after_create
+    fresh_token = stack.token()
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{finished_run['dag_run_id']}"
+    status, body = stack.request("GET", path, token=fresh_token)
+    assert (status, body.get("state")) == (200, "success"), body
+    output = stack.exec("airflow", "connections", "get", CONNECTION_ID, "--output", "json").stdout
+    assert connection_password in output
+
+
+def test_no_secret_in_any_image(stack: Stack, engine: Engine):
+    """No generated secret is in the history, environment or files of any image the stack runs."""
+    values = stack.secret_values().values()
+    images = {container["Image"] for container in stack.containers()}
+    assert len(images) >= 2  # postgres and the Airflow image (and the editor's derived image)
+    for image in images:
+        history = engine.docker("image", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+        config = engine.docker("image", "inspect", "--format", "{{json .Config}}", image).stdout
+        files = engine.docker(
+            "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c",
+            "cat /etc/environment 2>/dev/null; find /opt /home /root /tmp /etc -type f -size -1M "
+            "-exec cat {} + 2>/dev/null; true",
+            timeout=300,
+        ).stdout  # fmt: skip
+        for value in values:
+            assert value not in history, f"a secret is in the history of {image}"
+            assert value not in config, f"a secret is in the configuration of {image}"
+            assert value not in files, f"a secret is in a file of {image}"
