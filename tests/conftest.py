@@ -83,13 +83,14 @@ class PostgresDatabases:
         self._engine = sa.create_engine(f"{POSTGRES_SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
         self._created: list[str] = []
 
-    def create(self) -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
+    def create(self, template: str | None = None) -> str:
+        """A new database, empty or a copy of ``template`` (a URL from this factory); returns its URL."""
         import sqlalchemy as sa
 
         name = f"localflow_test_{uuid.uuid4().hex[:12]}"
+        copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
         with self._engine.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
         self._created.append(name)
         return f"{POSTGRES_SERVER_URL}/{name}"
 
