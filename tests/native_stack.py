@@ -31,7 +31,9 @@ def make_workspace(root: Path) -> Path:
     for name in WORKSPACE_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                source, root / name, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
+            )
         else:
             shutil.copy2(source, root / name)
     return root

@@ -9,9 +9,12 @@ import subprocess
 import psutil
 import pytest
 
+from localflow.envfile import parse
+from localflow.secrets import SECRETS
 from tests.native_stack import make_workspace, running_stack, stack_environment, start_up
 
 pytestmark = pytest.mark.stack
+SECRET_NAMES = {secret.name for secret in SECRETS}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -37,6 +40,23 @@ def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
     assert "localflow: stopped." in stack.output()
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running: {[process.cmdline() for process in alive]}"
+    assert_no_secret_logged(stack.workspace)
+
+
+def assert_no_secret_logged(workspace):
+    """No generated secret appears in what `up` printed or in any component or task log."""
+    values = [
+        value
+        for name, value in parse((workspace / ".env").read_text(), ".env").items()
+        if name in SECRET_NAMES
+    ]
+    logs = [workspace / "up.out", *(workspace / ".airflow" / "logs").rglob("*")]
+    assert len(logs) > 5
+    for log in logs:
+        if log.is_file():
+            text = log.read_text(errors="ignore")
+            for value in values:
+                assert value not in text, f"a secret is printed in {log}"
 
 
 def test_wrong_password_is_refused(tmp_path, postgres):
