@@ -64,7 +64,7 @@ def test_long_running_services_have_healthchecks(service: str):
     """Every long-running service probes a real endpoint and restarts by itself."""
     spec = compose_model()["services"][service]
     test = " ".join(spec["healthcheck"]["test"])
-    assert re.search(r"pg_isready|/api/v2/monitor/health|:8974/health|airflow jobs check", test), test
+    assert re.search(r"pg_isready|/api/v2/monitor/health|:8974/health|localflow\.healthcheck \w+Job", test)
     assert spec["restart"] == "unless-stopped"
 
 

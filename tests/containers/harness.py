@@ -428,6 +428,10 @@ def stack_on_fresh_copy(engine: Engine, user: DesktopUser, base: Path, name: str
     ACTIVE_STACKS.append(stack)
     try:
         yield stack
+    except BaseException:
+        # Bringing the stack up failed (the tests' own failures are reported by the conftest hook).
+        print(f"stack {stack.project}: services and logs\n{stack.diagnostics()}")
+        raise
     finally:
         ACTIVE_STACKS.remove(stack)
         stack.down()
