@@ -59,11 +59,11 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     own_settings = secrets.load(workspace)
     settings_check.check(own_settings, settings.ENV_FILE_NAME)
     effective = {**own_settings, **env}
+    keyguard.check(effective)  # also the first contact with the database: nothing is written before it
     secrets.write_passwords_file(
         Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),
         effective[secrets.ADMIN_PASSWORD],
     )
-    keyguard.check(effective)
     run_airflow(["db", "migrate"], effective, "migrating the metadata database")
     return effective
 

@@ -1,0 +1,162 @@
+"""Bad input to our own commands: one clear line, a non-zero exit, no traceback, nothing overwritten."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, free_port
+from tests.native_stack import make_workspace, stack_environment
+
+VALID_ENV = (
+    "AIRFLOW__CORE__FERNET_KEY=" + "a" * 43 + "=\n"
+    "AIRFLOW__API_AUTH__JWT_SECRET=" + "j" * 86 + "\n"
+    "AIRFLOW__API__SECRET_KEY=" + "s" * 32 + "\n"
+    "LOCALFLOW_ADMIN_PASSWORD=correct-horse\n"
+)
+
+
+def with_env(content: str) -> Callable[[Path, dict], None]:
+    """Set-up: the workspace's .env holds ``content``."""
+
+    def setup(workspace: Path, env: dict) -> None:
+        (workspace / ".env").write_text(content)
+        (workspace / ".env").chmod(0o600)
+
+    return setup
+
+
+def without_template(workspace: Path, env: dict) -> None:
+    """Set-up: a workspace that lost .env.example (and has no .env)."""
+    (workspace / ".env.example").unlink()
+
+
+def unreachable_postgres(workspace: Path, env: dict) -> None:
+    """Set-up: the database URL points at a port nothing listens on."""
+    with_env(VALID_ENV)(workspace, env)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+        f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/airflow"
+    )
+
+
+def nothing(workspace: Path, env: dict) -> None:
+    """Set-up: a fresh workspace."""
+
+
+# id, set-up, command, exit code, what the one line must say (long lines: one case per line)
+CASES = (
+    (
+        "malformed-line",
+        with_env(VALID_ENV + "this is not a setting\n"),
+        ["up"],
+        1,
+        ".env, line 5: not a KEY=VALUE line",
+    ),
+    (
+        "unknown-setting",
+        with_env(VALID_ENV + "AIRFLOW__CORE__PARALELISM=2\n"),
+        ["up"],
+        1,
+        "did you mean AIRFLOW__CORE__PARALLELISM?",
+    ),
+    (
+        "bad-fernet-key",
+        with_env(VALID_ENV.replace("a" * 43 + "=", "nope")),
+        ["secrets"],
+        1,
+        "AIRFLOW__CORE__FERNET_KEY in .env is not a valid Fernet key",
+    ),
+    ("missing-template", without_template, ["secrets"], 1, ".env.example is missing; restore it from git"),
+    (
+        "missing-dag-file",
+        with_env(VALID_ENV),
+        ["dag-test", "dags/no_such_dag.py"],
+        1,
+        "dags/no_such_dag.py does not exist",
+    ),
+    (
+        "postgres-unreachable",
+        unreachable_postgres,
+        ["up"],
+        1,
+        "cannot reach the metadata database at 127.0.0.1:",
+    ),
+    (
+        "unset-secret",
+        with_env(VALID_ENV),
+        ["secrets", "get", "NO_SUCH_SECRET"],
+        1,
+        "NO_SUCH_SECRET is not set in .env",
+    ),
+    ("unknown-command", nothing, ["frobnicate"], 2, "unknown command 'frobnicate'"),
+)
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Content and mode of every file under ``root``."""
+    return {
+        str(path.relative_to(root)): (path.read_bytes(), path.stat().st_mode)
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+def run(workspace: Path, env: dict, args: list[str]) -> subprocess.CompletedProcess:
+    """``python -m localflow ARGS`` for ``workspace``."""
+    command = [sys.executable, "-m", "localflow", *args]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess, code: int, expected: str) -> None:
+    """Exit code, and exactly one explanatory line on stderr (the usage text aside), no traceback."""
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    first_line, *_ = result.stderr.strip().splitlines()
+    assert expected in first_line, result.stderr
+    if code == 1:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "code", "expected"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
+def test_bad_input(tmp_path: Path, setup, args: list[str], code: int, expected: str):
+    """Each mistake gets its own clear line, and the workspace is exactly as it was."""
+    workspace = make_workspace(tmp_path)
+    env = stack_environment(workspace, None)
+    setup(workspace, env)
+    before = snapshot(workspace)
+    result = run(workspace, env, args)
+    assert_one_clear_line(result, code, expected)
+    assert snapshot(workspace) == before
+
+
+def read_only(path: Path, on: bool) -> None:
+    """Make a directory read-only even for root (immutable), or writable again."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
+    else:
+        path.chmod(0o555 if on else 0o755)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_read_only_workspace(tmp_path: Path):
+    """A workspace the user cannot write: the secrets hook says so, and writes nothing."""
+    workspace = make_workspace(tmp_path)
+    env = stack_environment(workspace, None)
+    before = snapshot(workspace)
+    read_only(workspace, on=True)
+    try:
+        result = run(workspace, env, ["secrets"])
+    finally:
+        read_only(workspace, on=False)
+    assert_one_clear_line(result, 1, "cannot create")
+    assert "is the workspace writable?" in result.stderr
+    assert snapshot(workspace) == before
