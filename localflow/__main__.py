@@ -20,6 +20,7 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
   init                container start-up: secrets, admin password, database migration (airflow-init)
   dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
   watch [--check]     reparse saved DAG files at once (a component of `up` and of compose)
+  bench [ARGS]        benchmark the native stack, Airflow's stock settings against ours (benchmarks/stack.py)
   rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
   lock                recompile requirements.txt and requirements-dev.txt from pyproject.toml
 """
@@ -73,6 +74,9 @@ def main(argv: list[str]) -> int:
         "secrets": lambda: secrets.main(args),
         "dag-test": dag_test,
         "watch": watch,
+        "bench": lambda: subprocess.call(
+            [sys.executable, "-m", "benchmarks.stack", *args], cwd=bootstrap.WORKSPACE
+        ),
         "rotate-fernet-key": stack.rotate_fernet_key,
         "lock": _lock,
         "test": lambda: subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE),

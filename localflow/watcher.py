@@ -30,6 +30,7 @@ import queue
 import signal
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -84,21 +85,27 @@ class Folders:
         return (self.dags, self.plugins)
 
 
-def is_relevant(path: Path, folders: Folders) -> bool:
-    """A Python file, a zipped DAG or an .airflowignore in a watched folder; not caches or temp files."""
+def _relative_parts(path: Path, folders: Folders) -> tuple[str, ...] | None:
+    """``path``'s parts inside a watched folder; None outside them, in caches or hidden folders."""
     for root in folders.roots():
         if path.is_relative_to(root):
             parts = path.relative_to(root).parts
-            break
-    else:
+            hidden = any(part.startswith(".") for part in parts[:-1]) or (
+                parts and parts[-1].startswith(".") and parts[-1] != ".airflowignore"
+            )
+            return None if hidden or any(part in IGNORED_DIRECTORIES for part in parts) else parts
+    return None
+
+
+def is_relevant(path: Path, folders: Folders) -> bool:
+    """A Python file, a zipped DAG or an .airflowignore in a watched folder; not caches or temp files."""
+    if _relative_parts(path, folders) is None:
         return False
-    if any(part in IGNORED_DIRECTORIES for part in parts):
-        return False
-    if path.name == ".airflowignore":
-        return True
-    if any(part.startswith(".") for part in parts):
-        return False
-    return path.suffix == ".py" or (path.suffix == ".zip" and path.is_relative_to(folders.dags))
+    return (
+        path.name == ".airflowignore"
+        or path.suffix == ".py"
+        or (path.suffix == ".zip" and path.is_relative_to(folders.dags))
+    )
 
 
 def module_name(path: Path, folders: Folders) -> str | None:
@@ -198,6 +205,9 @@ def plan(paths: Iterable[Path], folders: Folders) -> Plan:
     result = Plan()
     changed_modules: set[str] = set()
     for path in paths:
+        if not _relative_parts(path, folders):
+            continue
+        # .airflowignore, or a folder created, moved or deleted: only a rescan sees what changed.
         if path.name == ".airflowignore" or (not path.suffix and not path.is_file()):
             result.rescan = result.rescan or path.is_relative_to(folders.dags)
             continue
@@ -241,14 +251,16 @@ class AirflowApi:
         self._timeout = timeout
         self._token: str | None = None
 
-    def _send(self, method: str, path: str, payload: dict | None, token: str | None) -> tuple[int, dict]:
+    def _send(
+        self, method: str, path: str, payload: dict | None, token: str | None, timeout: float | None = None
+    ) -> tuple[int, dict]:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             body = error.read()
@@ -293,6 +305,20 @@ class AirflowApi:
             offset += limit
             if offset >= body.get("total_entries", 0):
                 return tokens
+
+    def warm_up(self) -> None:
+        """Answer the execution API's first request now, not during the first task.
+
+        The api-server builds the execution API on its first request: 20 s on a busy 2-core machine,
+        longer than a task's client waits (it gives up, and the try fails until its retry 5 min later).
+        """
+        started = time.monotonic()
+        try:
+            status, _ = self._send("GET", "/execution/health", None, token=None, timeout=300)
+        except ApiError as error:
+            log(f"execution API warm-up failed: {error}")
+        else:
+            log(f"execution API warmed up ({status}) in {time.monotonic() - started:.1f} s")
 
     def reparse(self, file_token: str) -> int:
         """``PUT /api/v2/parseDagFile/{file_token}``; 201 (queued), 409 (already queued) or 404."""
@@ -390,7 +416,10 @@ def start_observer(mode: str, folders: Folders, events: queue.Queue, poll_interv
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event) -> None:
-            if event.event_type in {"opened", "closed_no_write"}:
+            # A folder is "modified" whenever a file in it changes: that file's own event is enough.
+            if event.event_type in {"opened", "closed_no_write"} or (
+                event.is_directory and event.event_type == "modified"
+            ):
                 return
             for path in (event.src_path, getattr(event, "dest_path", "")):
                 if path:
@@ -446,15 +475,16 @@ def run(env: Mapping[str, str]) -> int:
     log(f"watching {folders.dags} and {folders.plugins} with {how} ({reason})")
     requester = Requester(AirflowApi(api_base_url(env), settings.ADMIN_USER, password(env)))
     pending: set[Path] = set()
-    ready = False
+    ready = failing = False
     try:
         while not stopping:
             pending |= collect(events, timeout=1.0)
             try:
                 if not ready:
                     requester.tokens = requester.api.file_tokens()
-                    ready = True
+                    ready, failing = True, False
                     log(f"connected to {requester.api.base_url}")
+                    threading.Thread(target=requester.api.warm_up, daemon=True).start()
                 if pending:
                     started = time.monotonic()
                     for line in requester.apply(plan(pending, folders)):
@@ -462,8 +492,9 @@ def run(env: Mapping[str, str]) -> int:
                     pending = set()
                 HEARTBEAT_FILE.touch()
             except ApiError as error:
-                ready = False
-                log(f"api-server not reachable yet ({error}); retrying")
+                if ready or not failing:
+                    log(f"api-server not reachable ({error}); retrying every second")
+                ready, failing = False, True
                 time.sleep(1.0)
     finally:
         observer.stop()

@@ -1,0 +1,1 @@
+"""Benchmarks of the workspace: `python -m benchmarks.NAME` (see each module)."""

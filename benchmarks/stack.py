@@ -1,0 +1,489 @@
+"""The native stack with Airflow's stock settings against localflow's, measured in one run.
+
+    python3 -m localflow bench [--repetitions 3] [--timeout 45] [--database URL]
+
+(or ``.venv/bin/python -m benchmarks.stack``). For each configuration it starts ``python -m localflow up``
+on a fresh database of the real PostgreSQL server (``LOCALFLOW_TEST_POSTGRES``, default
+``postgresql+psycopg2://postgres@127.0.0.1:5432``) in a throwaway workspace, once per repetition, and
+measures:
+
+- how long a save takes to show in the REST API: a new DAG file, an edit, a deletion, an import error
+  appearing and fixed, and an edit of a ``plugins/`` helper that a DAG imports;
+- cold start to all components healthy (the database is already migrated);
+- trigger to success of the 3-task ``example_etl``, and ``dag.test()`` of it;
+- idle CPU, PSS and RSS of each component and in total (PSS counts pages shared by forked workers once).
+
+"stock" sets every option below the tuning line of ``localflow/airflow.env`` back to Airflow's default
+and turns the dag watcher off; "ours" is the file as it is. Everything else (LocalExecutor, PostgreSQL,
+ports, auth) is the same. A save that is not visible within ``--timeout`` counts as the timeout and shows
+as "> N". Prints a markdown table: median, min-max, and the ratio ours/stock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from localflow import envfile, settings
+from tests import conftest
+from tests.conftest import PostgresDatabases, run_airflow
+from tests.native_stack import RunningStack, make_workspace, stack_environment, start_up
+
+TUNING_MARKER = "# ---- tuning"
+CONFIGS = ("stock", "ours")
+COMPONENT_NAMES = ("api-server", "scheduler", "dag-processor", "triggerer", "dag-watcher")
+POLL = 0.05
+DAG_TEMPLATE = '''"""Benchmark DAG {dag_id}."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+{imports}
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["bench"])
+def build():
+    @task(task_id={task_id})
+    def step() -> int:
+        return 1
+
+    step()
+
+
+build()
+'''
+HELPER_TEMPLATE = '"""Benchmark helper."""\n\nTASK_ID = "{task_id}"\n'
+
+
+def dag_source(dag_id: str, task_id: str, imports: str = "") -> str:
+    """A one-task DAG file; ``task_id`` is a Python expression."""
+    return DAG_TEMPLATE.format(dag_id=dag_id, task_id=task_id, imports=imports)
+
+
+def airflow_default(name: str) -> str:
+    """Airflow's default for ``AIRFLOW__SECTION__OPTION``; "" for a variable that is not Airflow's."""
+    import yaml
+
+    if not name.startswith("AIRFLOW__"):
+        return ""
+    section, option = name.removeprefix("AIRFLOW__").lower().split("__", 1)
+    with (importlib.resources.files("airflow.config_templates") / "config.yml").open() as file:
+        description = yaml.safe_load(file)
+    return str(description[section]["options"][option]["default"])
+
+
+def tuned_settings() -> dict[str, str]:
+    """The settings below the tuning line of airflow.env: what this benchmark compares."""
+    text = settings.SHARED_SETTINGS_FILE.read_text()
+    return envfile.parse(text.split(TUNING_MARKER, 1)[1].split("\n", 1)[1], "airflow.env")
+
+
+def overrides(config: str) -> dict[str, str]:
+    """Environment of ``up`` for a configuration (the process environment beats airflow.env)."""
+    if config == "ours":
+        return {}
+    return {**{name: airflow_default(name) for name in tuned_settings()}, "LOCALFLOW_WATCH": "off"}
+
+
+# --- measuring ----------------------------------------------------------------------------------------
+
+
+def components(stack: RunningStack) -> dict[str, psutil.Process]:
+    """The supervised components of a running ``up``, by name."""
+    found = {}
+    for child in psutil.Process(stack.process.pid).children():
+        command = " ".join(child.cmdline())
+        for name in COMPONENT_NAMES:
+            if (
+                name in command
+                or name.replace("-", "_") in command
+                or (name == "dag-watcher" and "localflow watch" in command)
+            ):
+                found[name] = child
+                break
+    return found
+
+
+def tree(process: psutil.Process) -> list[psutil.Process]:
+    """A process and all its descendants (forked workers, parsing processes, the trigger runner)."""
+    return [process, *process.children(recursive=True)]
+
+
+def memory(stack: RunningStack) -> dict[str, tuple[float, float]]:
+    """(PSS, RSS) in MB of each component's process tree."""
+    result = {}
+    for name, process in components(stack).items():
+        pss = rss = 0
+        for member in tree(process):
+            try:
+                info = member.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            pss += info.pss
+            rss += info.rss
+        result[name] = (pss / 2**20, rss / 2**20)
+    return result
+
+
+def cpu_seconds(stack: RunningStack) -> float:
+    """CPU time used so far by every component's process tree."""
+    total = 0.0
+    for process in components(stack).values():
+        for member in tree(process):
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+    return total
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``condition()`` holds, or ``timeout`` when it never does."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(POLL)
+    return timeout
+
+
+@dataclass
+class Api:
+    """The REST calls the scenarios poll."""
+
+    stack: RunningStack
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        self.token = self.stack.token()
+
+    def get(self, path: str) -> tuple[int, dict]:
+        """GET ``path``."""
+        return self.stack.request("GET", path, token=self.token)
+
+    def dag_active(self, dag_id: str) -> bool:
+        """The DAG is in the API and not stale."""
+        status, body = self.get(f"/api/v2/dags/{dag_id}")
+        return status == 200 and not body.get("is_stale")
+
+    def dag_gone(self, dag_id: str) -> bool:
+        """The DAG is stale or absent (its file was deleted)."""
+        status, body = self.get(f"/api/v2/dags/{dag_id}")
+        return status == 404 or bool(body.get("is_stale"))
+
+    def has_task(self, dag_id: str, task_id: str) -> bool:
+        """The serialized DAG has ``task_id``."""
+        status, body = self.get(f"/api/v2/dags/{dag_id}/tasks")
+        return status == 200 and task_id in {task["task_id"] for task in body.get("tasks", [])}
+
+    def import_error(self, file_name: str) -> bool:
+        """An import error is recorded for ``file_name``."""
+        status, body = self.get("/api/v2/importErrors?limit=100")
+        return status == 200 and any(
+            error["filename"].endswith(file_name) for error in body.get("import_errors", [])
+        )
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """Samples by metric, for one configuration."""
+
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, metric: str, value: float) -> None:
+        """Record one sample."""
+        self.samples.setdefault(metric, []).append(value)
+
+
+class Progress:
+    """One status line, rewritten in place."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.started = time.monotonic()
+        self.total = total_steps
+        self.done = 0
+
+    def show(self, label: str, step: bool = False) -> None:
+        """Show what runs now (``step`` counts one more finished step)."""
+        self.done += step
+        elapsed = time.monotonic() - self.started
+        line = f"[{self.done}/{self.total}, {elapsed / 60:4.1f} min] {label}"
+        print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
+
+
+SAVE_SCENARIOS = (
+    "new file → visible",
+    "edit → visible",
+    "import error → visible",
+    "import error fixed → visible",
+    "plugins/ helper edit → visible",
+    "deleted file → gone",
+)
+
+
+def seed_workspace(workspace: Path, repetitions: int) -> None:
+    """Files the scenarios edit, present before the stack starts (so stock knows them too)."""
+    dags, plugins = workspace / "dags", workspace / "plugins"
+    (dags / "bench_edit.py").write_text(dag_source("bench_edit", '"v0"'))
+    (plugins / "bench_helper.py").write_text(HELPER_TEMPLATE.format(task_id="h0"))
+    (dags / "bench_uses_helper.py").write_text(
+        dag_source("bench_uses_helper", "bench_helper.TASK_ID", imports="\nimport bench_helper\n")
+    )
+    for repetition in range(repetitions):
+        (dags / f"bench_delete_{repetition}.py").write_text(dag_source(f"bench_delete_{repetition}", '"t"'))
+
+
+def save_scenarios(
+    api: Api, workspace: Path, repetition: int, *, timeout: float, results: Results, progress: Progress
+) -> None:
+    """Each kind of save, timed from the moment the file is written until the API shows it."""
+    dags, plugins = workspace / "dags", workspace / "plugins"
+    r = repetition
+    steps: list[tuple[str, Path, str | None, Callable[[], bool]]] = [
+        (
+            "new file → visible",
+            dags / f"bench_new_{r}.py",
+            dag_source(f"bench_new_{r}", '"t"'),
+            lambda: api.dag_active(f"bench_new_{r}"),
+        ),
+        (
+            "edit → visible",
+            dags / "bench_edit.py",
+            dag_source("bench_edit", f'"e{r}"'),
+            lambda: api.has_task("bench_edit", f"e{r}"),
+        ),
+        (
+            "import error → visible",
+            dags / "bench_edit.py",
+            dag_source("bench_edit", f'"e{r}"') + "\nthis is not python\n",
+            lambda: api.import_error("bench_edit.py"),
+        ),
+        (
+            "import error fixed → visible",
+            dags / "bench_edit.py",
+            dag_source("bench_edit", f'"f{r}"'),
+            lambda: not api.import_error("bench_edit.py") and api.has_task("bench_edit", f"f{r}"),
+        ),
+        (
+            "plugins/ helper edit → visible",
+            plugins / "bench_helper.py",
+            HELPER_TEMPLATE.format(task_id=f"h{r + 1}"),
+            lambda: api.has_task("bench_uses_helper", f"h{r + 1}"),
+        ),
+        (
+            "deleted file → gone",
+            dags / f"bench_delete_{r}.py",
+            None,
+            lambda: api.dag_gone(f"bench_delete_{r}"),
+        ),
+    ]
+    for metric, path, content, visible in steps:
+        progress.show(f"{metric} ...")
+        time.sleep(1.0)  # let the previous save settle
+        if content is None:
+            path.unlink()
+        else:
+            path.write_text(content)
+        results.add(metric, wait_until(visible, timeout))
+        progress.show(metric, step=True)
+
+
+def trigger_to_success(api: Api, dag_id: str = "example_etl") -> float:
+    """Seconds from the trigger request to the run's success (a failure is an error, not a number)."""
+    stack = api.stack
+    status, body = stack.request(
+        "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token=api.token
+    )
+    assert status == 200, body
+    started = time.monotonic()
+    run_id = body["dag_run_id"]
+    while True:
+        status, body = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", token=api.token)
+        if body.get("state") in {"success", "failed"}:
+            elapsed = time.monotonic() - started
+            if body["state"] != "success":
+                raise RuntimeError(f"{dag_id} run {run_id} failed:\n{stack.output()[-2000:]}")
+            return elapsed
+        if time.monotonic() - started > 300:
+            raise RuntimeError(f"{dag_id} run {run_id} did not finish in 300 s")
+        time.sleep(POLL)
+
+
+def dag_test(config: str, workspace: Path, env: dict[str, str]) -> float:
+    """Seconds for ``dag.test()`` of example_etl: Airflow's CLI for stock, ``localflow dag-test`` for ours."""
+    full = settings.native_environment(workspace, base=env)
+    command = (
+        [sys.executable, "-m", "airflow", "dags", "test", "example_etl"]
+        if config == "stock"
+        else [sys.executable, "-m", "localflow", "dag-test", str(workspace / "dags" / "example_etl.py")]
+    )
+    started = time.monotonic()
+    result = subprocess.run(command, env=full, capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return time.monotonic() - started
+
+
+def run_config(
+    config: str,
+    databases: PostgresDatabases,
+    *,
+    repetitions: int,
+    timeout: float,
+    root: Path,
+    progress: Progress,
+) -> Results:
+    """All repetitions of one configuration, each a cold start of the stack on the same database."""
+    results = Results()
+    workspace = make_workspace(root / config)
+    seed_workspace(workspace, repetitions)
+    env = stack_environment(workspace, databases.create(), **overrides(config))
+    progress.show(f"{config}: migrating a fresh database ...")
+    run_airflow(settings.native_environment(workspace, base=env), "db", "migrate")
+    for repetition in range(repetitions):
+        label = f"{config} {repetition + 1}/{repetitions}"
+        progress.show(f"{label}: cold start ...")
+        started = time.monotonic()
+        stack = start_up(workspace, env)
+        try:
+            stack.wait_healthy(timeout=300)
+            results.add("cold start → all healthy", time.monotonic() - started)
+            progress.show(f"{label}: cold start", step=True)
+            api = Api(stack)
+            # Not timed: the stack has parsed the folder it started with.
+            wait_until(
+                lambda api=api: api.dag_active("example_etl") and api.dag_active("bench_uses_helper"), 120
+            )
+            progress.show(f"{label}: saves")
+            save_scenarios(api, workspace, repetition, timeout=timeout, results=results, progress=progress)
+            stack.request("PATCH", "/api/v2/dags/example_etl", {"is_paused": False}, token=api.token)
+            for _ in range(2):
+                progress.show(f"{label}: trigger → success ...")
+                results.add("trigger → success (3 tasks)", trigger_to_success(api))
+            progress.show(f"{label}: trigger → success", step=True)
+            progress.show(f"{label}: idle ...")
+            time.sleep(5)
+            before, window = cpu_seconds(stack), 10.0
+            time.sleep(window)
+            results.add("idle CPU (% of one core)", 100 * (cpu_seconds(stack) - before) / window)
+            measured = memory(stack)
+            if config == "stock":
+                measured.pop("dag-watcher", None)  # off in stock: not part of Airflow's stack
+            for name, (pss, rss) in measured.items():
+                results.add(f"idle PSS {name} (MB)", pss)
+                results.add(f"idle RSS {name} (MB)", rss)
+            results.add("idle PSS total (MB)", sum(pss for pss, _ in measured.values()))
+            results.add("idle RSS total (MB)", sum(rss for _, rss in measured.values()))
+            progress.show(f"{label}: idle", step=True)
+        finally:
+            stack.stop()
+        progress.show(f"{label}: dag.test() ...")
+        results.add("dag.test() example_etl", dag_test(config, workspace, env))
+        progress.show(f"{label}: dag.test()", step=True)
+    return results
+
+
+# --- the table ----------------------------------------------------------------------------------------
+
+GOALS = {
+    **dict.fromkeys(SAVE_SCENARIOS, "≤ 2 (median)"),
+    "trigger → success (3 tasks)": "≤ 5",
+    "idle PSS total (MB)": "< 500",
+}
+
+
+def unit(metric: str) -> str:
+    """The unit a metric is shown in."""
+    return "" if "(MB)" in metric or "%" in metric else " s"
+
+
+def cell(values: list[float] | None, metric: str, timeout: float) -> str:
+    """Median and range; a median at the timeout shows as "> timeout"."""
+    if not values:
+        return "n/a"
+    median = statistics.median(values)
+    decimals = 0 if "(MB)" in metric else 1 if "%" in metric else 2
+    if unit(metric) and median >= timeout and metric in SAVE_SCENARIOS:
+        return f"> {timeout:.0f} s"
+    text = f"{median:.{decimals}f}{unit(metric)}"
+    if len(values) > 1:
+        text += f" ({min(values):.{decimals}f}-{max(values):.{decimals}f})"
+    return text
+
+
+def table(results: dict[str, Results], timeout: float, repetitions: int) -> str:
+    """The markdown table: one row per metric, median (min-max), ratio ours/stock."""
+    metrics: list[str] = []
+    for config in CONFIGS:
+        metrics += [metric for metric in results[config].samples if metric not in metrics]
+    lines = [
+        f"| metric ({repetitions} runs: median (min-max)) | stock Airflow | localflow | ours/stock | goal |",
+        "|---|---|---|---|---|",
+    ]
+    for metric in metrics:
+        stock, ours = results["stock"].samples.get(metric), results["ours"].samples.get(metric)
+        ratio = "n/a"
+        if stock and ours and statistics.median(stock) > 0:
+            value = statistics.median(ours) / statistics.median(stock)
+            capped = metric in SAVE_SCENARIOS and statistics.median(stock) >= timeout
+            ratio = f"< {value:.2f}" if capped else f"{value:.2f}"
+        lines.append(
+            f"| {metric} | {cell(stock, metric, timeout)} | {cell(ours, metric, timeout)} | {ratio} "
+            f"| {GOALS.get(metric, '')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both configurations and print the table."""
+    parser = argparse.ArgumentParser(prog="python -m localflow bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--repetitions", type=int, default=3, help="cold starts per configuration")
+    parser.add_argument("--timeout", type=float, default=45.0, help="longest wait for a save to show (s)")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="stock,ours (default both)")
+    options = parser.parse_args(argv)
+    configs = [config.strip() for config in options.configs.split(",") if config.strip()]
+    steps_per_repetition = 1 + len(SAVE_SCENARIOS) + 3
+    progress = Progress(len(configs) * options.repetitions * steps_per_repetition)
+    root = Path(tempfile.mkdtemp(prefix="localflow-bench-"))
+    databases = PostgresDatabases()
+    results = {config: Results() for config in CONFIGS}
+    try:
+        for config in configs:
+            results[config] = run_config(
+                config,
+                databases,
+                repetitions=options.repetitions,
+                timeout=options.timeout,
+                root=root,
+                progress=progress,
+            )
+    finally:
+        databases.drop_all()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(conftest._SESSION_HOME, ignore_errors=True)  # made when tests.conftest is imported
+        print(file=sys.stderr)
+    print(
+        f"\nNative stack on PostgreSQL, {psutil.cpu_count()} CPUs, `python3 -m localflow bench "
+        f"--repetitions {options.repetitions} --timeout {options.timeout:g}`:\n"
+    )
+    print(table(results, options.timeout, options.repetitions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
