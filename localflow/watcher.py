@@ -395,14 +395,16 @@ def mount_filesystem(path: Path, mounts_file: Path = Path("/proc/self/mounts")) 
     return fstype
 
 
-def choose_mode(env: Mapping[str, str], folder: Path) -> tuple[str, str]:
+def choose_mode(
+    env: Mapping[str, str], folder: Path, mounts_file: Path = Path("/proc/self/mounts")
+) -> tuple[str, str]:
     """``events`` or ``poll``, and why: the setting, else polling on a host-shared bind mount."""
     setting = env.get(MODE_VARIABLE, "auto").strip().lower() or "auto"
     if setting not in MODES:
         raise LocalflowError(f"{MODE_VARIABLE}={setting!r} is not one of {', '.join(MODES)}.")
     if setting != "auto":
         return setting, f"{MODE_VARIABLE}={setting}"
-    fstype = mount_filesystem(folder)
+    fstype = mount_filesystem(folder, mounts_file)
     if fstype in NO_EVENT_FILESYSTEMS:
         return "poll", f"{folder} is on {fstype}, a mount from another OS that may drop file events"
     return "events", f"{folder} is on {fstype or 'a local filesystem'}"
