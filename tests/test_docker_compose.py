@@ -17,6 +17,7 @@ AIRFLOW_SERVICES = (
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "airflow-dag-watcher",
 )
 LONG_RUNNING = (
     "postgres",
@@ -24,6 +25,7 @@ LONG_RUNNING = (
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "airflow-dag-watcher",
 )
 
 
@@ -64,7 +66,10 @@ def test_long_running_services_have_healthchecks(service: str):
     """Every long-running service probes a real endpoint and restarts by itself."""
     spec = compose_model()["services"][service]
     test = " ".join(spec["healthcheck"]["test"])
-    assert re.search(r"pg_isready|/api/v2/monitor/health|:8974/health|localflow\.healthcheck \w+Job", test)
+    assert re.search(
+        r"pg_isready|/api/v2/monitor/health|:8974/health|localflow\.healthcheck \w+Job|localflow watch --check",
+        test,
+    )
     assert spec["restart"] == "unless-stopped"
 
 
