@@ -1,6 +1,6 @@
 """The native stack with Airflow's stock settings against localflow's, measured in one run.
 
-    python3 -m localflow bench [--repetitions 3] [--timeout 45] [--database URL]
+    python3 -m localflow bench [--repetitions 3] [--timeout 30] [--configs stock,ours]
 
 (or ``.venv/bin/python -m benchmarks.stack``). For each configuration it starts ``python -m localflow up``
 on a fresh database of the real PostgreSQL server (``LOCALFLOW_TEST_POSTGRES``, default
@@ -16,7 +16,7 @@ measures:
 "stock" sets every option below the tuning line of ``localflow/airflow.env`` back to Airflow's default
 and turns the dag watcher off; "ours" is the file as it is. Everything else (LocalExecutor, PostgreSQL,
 ports, auth) is the same. A save that is not visible within ``--timeout`` counts as the timeout and shows
-as "> N". Prints a markdown table: median, min-max, and the ratio ours/stock.
+as "> N"; so does a DAG run still going after it. Prints a markdown table: median, min-max, and the ratio ours/stock.
 """
 
 from __future__ import annotations
@@ -303,8 +303,13 @@ def save_scenarios(
         progress.show(metric, step=True)
 
 
-def trigger_to_success(api: Api, dag_id: str = "example_etl") -> float:
-    """Seconds from the trigger request to the run's success (a failure is an error, not a number)."""
+def trigger_to_success(api: Api, timeout: float, dag_id: str = "example_etl") -> float:
+    """Seconds from the trigger request to the run's success, at most ``timeout``.
+
+    A run still going at ``timeout`` counts as ``timeout``: with stock settings the first run after a start
+    can wait minutes (its first task gives up on the api-server's cold execution API and retries 5 min
+    later). A failed run is an error, not a number.
+    """
     stack = api.stack
     status, body = stack.request(
         "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token=api.token
@@ -319,8 +324,8 @@ def trigger_to_success(api: Api, dag_id: str = "example_etl") -> float:
             if body["state"] != "success":
                 raise RuntimeError(f"{dag_id} run {run_id} failed:\n{stack.output()[-2000:]}")
             return elapsed
-        if time.monotonic() - started > 300:
-            raise RuntimeError(f"{dag_id} run {run_id} did not finish in 300 s")
+        if time.monotonic() - started > timeout:
+            return timeout
         time.sleep(POLL)
 
 
@@ -374,11 +379,11 @@ def run_config(
             stack.request("PATCH", "/api/v2/dags/example_etl", {"is_paused": False}, token=api.token)
             for _ in range(2):
                 progress.show(f"{label}: trigger → success ...")
-                results.add("trigger → success (3 tasks)", trigger_to_success(api))
+                results.add("trigger → success (3 tasks)", trigger_to_success(api, timeout))
             progress.show(f"{label}: trigger → success", step=True)
             progress.show(f"{label}: idle ...")
-            time.sleep(5)
-            before, window = cpu_seconds(stack), 10.0
+            time.sleep(3)
+            before, window = cpu_seconds(stack), 8.0
             time.sleep(window)
             results.add("idle CPU (% of one core)", 100 * (cpu_seconds(stack) - before) / window)
             measured = memory(stack)
@@ -400,6 +405,7 @@ def run_config(
 
 # --- the table ----------------------------------------------------------------------------------------
 
+CAPPED = (*SAVE_SCENARIOS, "trigger → success (3 tasks)")  # measured up to --timeout
 GOALS = {
     **dict.fromkeys(SAVE_SCENARIOS, "≤ 2 (median)"),
     "trigger → success (3 tasks)": "≤ 5",
@@ -418,7 +424,7 @@ def cell(values: list[float] | None, metric: str, timeout: float) -> str:
         return "n/a"
     median = statistics.median(values)
     decimals = 0 if "(MB)" in metric else 1 if "%" in metric else 2
-    if unit(metric) and median >= timeout and metric in SAVE_SCENARIOS:
+    if unit(metric) and median >= timeout and metric in CAPPED:
         return f"> {timeout:.0f} s"
     text = f"{median:.{decimals}f}{unit(metric)}"
     if len(values) > 1:
@@ -440,7 +446,7 @@ def table(results: dict[str, Results], timeout: float, repetitions: int) -> str:
         ratio = "n/a"
         if stock and ours and statistics.median(stock) > 0:
             value = statistics.median(ours) / statistics.median(stock)
-            capped = metric in SAVE_SCENARIOS and statistics.median(stock) >= timeout
+            capped = metric in CAPPED and statistics.median(stock) >= timeout
             ratio = f"< {value:.2f}" if capped else f"{value:.2f}"
         lines.append(
             f"| {metric} | {cell(stock, metric, timeout)} | {cell(ours, metric, timeout)} | {ratio} "
@@ -453,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run both configurations and print the table."""
     parser = argparse.ArgumentParser(prog="python -m localflow bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repetitions", type=int, default=3, help="cold starts per configuration")
-    parser.add_argument("--timeout", type=float, default=45.0, help="longest wait for a save to show (s)")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="longest wait for a save to show or a run to succeed (s)"
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS), help="stock,ours (default both)")
     options = parser.parse_args(argv)
     configs = [config.strip() for config in options.configs.split(",") if config.strip()]
