@@ -16,7 +16,8 @@ measures:
 "stock" sets every option below the tuning line of ``localflow/airflow.env`` back to Airflow's default
 and turns the dag watcher off; "ours" is the file as it is. Everything else (LocalExecutor, PostgreSQL,
 ports, auth) is the same. A save that is not visible within ``--timeout`` counts as the timeout and shows
-as "> N"; so does a DAG run still going after it. Prints a markdown table: median, min-max, and the ratio ours/stock.
+as "> N"; so does a DAG run still going after it. Prints a markdown table: median, min-max, and the ratio
+ours/stock.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import psutil
 
 from localflow import envfile, settings
 from tests import conftest
-from tests.conftest import PostgresDatabases, run_airflow
+from tests.conftest import PostgresDatabases, free_port, run_airflow
 from tests.native_stack import RunningStack, make_workspace, stack_environment, start_up
 
 TUNING_MARKER = "# ---- tuning"
@@ -362,6 +363,9 @@ def run_config(
     run_airflow(settings.native_environment(workspace, base=env), "db", "migrate")
     for repetition in range(repetitions):
         label = f"{config} {repetition + 1}/{repetitions}"
+        # Fresh ports each start: the last stack's may still be held for a moment after it stopped.
+        env["AIRFLOW__API__PORT"] = str(free_port())
+        env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] = str(free_port())
         progress.show(f"{label}: cold start ...")
         started = time.monotonic()
         stack = start_up(workspace, env)
