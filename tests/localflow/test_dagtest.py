@@ -1,4 +1,4 @@
-"""``localflow.dagtest`` in the test process itself, the way F5 runs it (and what "debug this test file" runs).
+"""``localflow.dagtest`` in the test process itself, as F5 runs it (and what "debug this test file" runs).
 
 The in-process runs use the session's own SQLite database, which the runner migrates on first use, as it
 does on a fresh clone.

@@ -1,0 +1,126 @@
+"""F5 to the breakpoint: our "debug this DAG file" configuration against stock Airflow, in the same run.
+
+    .venv/bin/python benchmarks/debug_f5.py [--runs 5] [--dag example_etl]
+
+Each measurement is what a user waits for: from the moment VS Code would start ``python -m
+debugpy.adapter`` to the ``stopped`` event at a breakpoint in a task body, driven over DAP by the same
+client as the tests (``tests/dap.py``). The rows run interleaved, on one throwaway SQLite database
+migrated beforehand (as ``.airflow/airflow.db`` is after the first run). Prints a markdown table: median
+and spread (min-max) per row. Not a test: timings depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from localflow import secrets, settings  # noqa: E402
+from tests.dap import DapClient, launch_configuration  # noqa: E402
+
+BREAKPOINTS = {"example_etl": "summary = summarize(orders)", "example_context": "print(label)"}
+
+
+def environment(home: Path) -> dict[str, str]:
+    """A native Airflow environment with its own home, SQLite database and secrets."""
+    env = settings.native_environment(REPO, base={}, read_env_file=False)
+    env.update({secret.name: secret.generate() for secret in secrets.SECRETS})
+    env.update(
+        {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", str(home)),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        }
+    )
+    return env
+
+
+def configurations(dag_id: str) -> dict[str, dict]:
+    """The rows: our launch.json configuration, and the same F5 on stock Airflow."""
+    dag_file = REPO / "dags" / f"{dag_id}.py"
+    ours = launch_configuration(
+        REPO / ".vscode" / "launch.json",
+        "Airflow: debug this DAG file",
+        workspace=REPO,
+        file=dag_file,
+        python=sys.executable,
+    )
+    stock_dag_test = {**ours, "args": [*ours["args"], "--stock"]}
+    stock_cli = {**ours, "module": "airflow", "args": ["dags", "test", dag_id]}
+    return {
+        "localflow `Airflow: debug this DAG file`": ours,
+        "stock `dag.test()` (`dag-test --stock`)": stock_dag_test,
+        f"stock `airflow dags test {dag_id}`": stock_cli,
+    }
+
+
+def f5_to_stop(config: dict, env: dict[str, str], dag_file: Path, line: int, log: Path) -> float:
+    """Seconds from starting the adapter to the stop at the breakpoint; then let the run finish."""
+    started = time.monotonic()
+    with DapClient(python=sys.executable, log=log) as client:
+        client.start({**config, "env": env}, {dag_file: [line]}, timeout=300)
+        stopped = client.wait_event("stopped", 300)
+        elapsed = time.monotonic() - started
+        client.request("setBreakpoints", {"source": {"path": str(dag_file)}, "breakpoints": []})
+        client.request("continue", {"threadId": stopped["threadId"]})
+        exited = client.wait_event("exited", 300)
+    if exited.get("exitCode") != 0:
+        raise SystemExit(f"the debuggee failed (exit {exited.get('exitCode')}); see {log}")
+    return elapsed
+
+
+def main() -> int:
+    """Measure every row ``--runs`` times, interleaved, and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--dag", default="example_etl", choices=sorted(BREAKPOINTS))
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="localflow-bench-"))
+    try:
+        env = environment(home)
+        print("preparing: migrating a throwaway SQLite database ...", file=sys.stderr, flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
+        )
+        dag_file = REPO / "dags" / f"{args.dag}.py"
+        text = BREAKPOINTS[args.dag]
+        line = next(
+            number for number, source in enumerate(dag_file.read_text().splitlines(), 1) if text in source
+        )
+        rows = configurations(args.dag)
+        results: dict[str, list[float]] = {name: [] for name in rows}
+        total = args.runs * len(rows)
+        done = 0
+        for _ in range(args.runs):
+            for name, config in rows.items():
+                done += 1
+                print(f"\r[{done}/{total}] {name} ...".ljust(90), end="", file=sys.stderr, flush=True)
+                results[name].append(f5_to_stop(config, env, dag_file, line, home / "debuggee.log"))
+        print(file=sys.stderr)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    cpus = os.cpu_count()
+    load = os.getloadavg()[0]
+    print(f"\nF5 to the breakpoint in `{args.dag}` ({args.runs} runs each, {cpus} CPUs, load {load:.1f})\n")
+    print("| configuration | median (s) | min-max (s) |")
+    print("|---|---:|---:|")
+    for name, times in results.items():
+        print(f"| {name} | {statistics.median(times):.1f} | {min(times):.1f}-{max(times):.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

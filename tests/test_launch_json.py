@@ -1,0 +1,128 @@
+"""``.vscode/launch.json``: the configurations exist and use only paths that exist natively and in the dev container.
+
+Resolved the way VS Code resolves them in each place: ``${workspaceFolder}`` is this checkout natively and
+the dev container's ``workspaceFolder`` (the bind mount of this checkout) inside it;
+``${command:python.interpreterPath}`` is ``python.defaultInterpreterPath`` of ``.vscode/settings.json``
+natively and of ``devcontainer.json`` inside the container.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+from localflow import debug
+from tests.conftest import REPO
+from tests.dap import launch_configuration, load_jsonc, substitute
+
+LAUNCH_JSON = REPO / ".vscode" / "launch.json"
+DEVCONTAINER = load_jsonc(REPO / ".devcontainer" / "devcontainer.json")
+CONTAINER_WORKSPACE = PurePosixPath(DEVCONTAINER["workspaceFolder"])
+REQUIRED = {
+    "Airflow: debug this DAG file",
+    "Airflow: debug one task",
+    "Airflow: attach to a scheduled task",
+    "Airflow: debug this test file",
+}
+CONFIGURATIONS = load_jsonc(LAUNCH_JSON)["configurations"]
+
+
+def native_interpreter() -> str:
+    """The interpreter VS Code selects natively (``.vscode/settings.json``)."""
+    settings = load_jsonc(REPO / ".vscode" / "settings.json")
+    return substitute(settings["python.defaultInterpreterPath"], {"workspaceFolder": str(REPO)}, {})
+
+
+def container_interpreter() -> str:
+    """The interpreter VS Code selects in the dev container (``devcontainer.json``)."""
+    return DEVCONTAINER["customizations"]["vscode"]["settings"]["python.defaultInterpreterPath"]
+
+
+def container_path_on_host(path: str) -> Path | None:
+    """Where a path inside the container is in this checkout (the bind mount), or None if outside it."""
+    pure = PurePosixPath(path)
+    if pure == CONTAINER_WORKSPACE or CONTAINER_WORKSPACE in pure.parents:
+        return REPO / pure.relative_to(CONTAINER_WORKSPACE)
+    return None
+
+
+def used_paths(config: dict) -> list[str]:
+    """Every file-system path a resolved configuration makes the debugger use."""
+    paths = [config[key] for key in ("python", "cwd", "program") if key in config]
+    paths += [arg for arg in config.get("args", []) if arg.startswith("/")]
+    return paths
+
+
+def test_every_configuration_is_there():
+    """The four configurations of the README exist, with unique names, all for the Python debugger."""
+    names = [config["name"] for config in CONFIGURATIONS]
+    assert len(names) == len(set(names))
+    assert set(names) >= REQUIRED
+    assert {config["type"] for config in CONFIGURATIONS} == {"debugpy"}
+
+
+def test_the_workspace_is_the_bind_mount_the_container_sees():
+    """Compose mounts this checkout at the dev container's workspaceFolder, so ${workspaceFolder} paths
+    exist in both places exactly when they exist here."""
+    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    volumes = compose["services"][DEVCONTAINER["service"]]["volumes"]
+    assert f".:{CONTAINER_WORKSPACE}" in volumes
+
+
+def test_the_container_interpreter_is_the_images_python():
+    """/usr/local/bin/python is the interpreter of the official python base image the Dockerfile uses,
+    and the image installs the lock, which has debugpy and pytest."""
+    assert container_interpreter() == "/usr/local/bin/python"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG PYTHON_BASE=python:\$\{PYTHON_VERSION\}-slim", dockerfile, re.MULTILINE)
+    assert re.search(r"^debugpy==", (REPO / "requirements.txt").read_text(), re.MULTILINE)
+    assert re.search(r"^pytest==", (REPO / "requirements-dev.txt").read_text(), re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_paths_exist_natively(name: str):
+    """Resolved natively, every path a configuration uses exists in this checkout."""
+    config = launch_configuration(
+        LAUNCH_JSON,
+        name,
+        workspace=REPO,
+        file=REPO / "dags" / "example_etl.py",
+        python=native_interpreter(),
+        inputs={"dagId": "example_etl", "taskId": "extract"},
+    )
+    for path in used_paths(config):
+        assert Path(path).exists(), f"{name}: {path} does not exist"
+    if "module" in config:
+        assert config["module"] in {"localflow", "pytest"}
+        assert config["module"] == "pytest" or (Path(config["cwd"]) / config["module"]).is_dir()
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_paths_exist_in_the_dev_container(name: str):
+    """Resolved in the dev container, every path is in the bind-mounted workspace or the image's Python."""
+    config = launch_configuration(
+        LAUNCH_JSON,
+        name,
+        workspace=Path(str(CONTAINER_WORKSPACE)),
+        file=Path(str(CONTAINER_WORKSPACE / "dags" / "example_etl.py")),
+        python=container_interpreter(),
+        inputs={"dagId": "example_etl", "taskId": "extract"},
+    )
+    for path in used_paths(config):
+        if path == container_interpreter():
+            continue  # the image's Python (test above)
+        on_host = container_path_on_host(path)
+        assert on_host is not None, f"{name}: {path} is outside the container's workspace"
+        assert on_host.exists(), f"{name}: {path} ({on_host}) does not exist"
+
+
+def test_attach_connects_to_the_port_tasks_listen_on():
+    """The attach configuration connects on loopback to the port a waiting task opens by default."""
+    config = next(
+        config for config in CONFIGURATIONS if config["name"] == "Airflow: attach to a scheduled task"
+    )
+    assert config["request"] == "attach"
+    assert config["connect"] == {"host": debug.DEBUG_HOST, "port": debug.DEFAULT_PORT}
