@@ -19,6 +19,7 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
   secrets [get NAME]  create or check .env; `get` prints one value (Airflow's *_CMD options use it)
   init                container start-up: secrets, admin password, database migration (airflow-init)
   dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
+                      [--dag-id ID] picks one DAG of the file, [--task-id ID] one task (and its upstream)
   watch [--check]     reparse saved DAG files at once (a component of `up` and of compose)
   bench [ARGS]        benchmark the native stack, Airflow's stock settings against ours (benchmarks/stack.py)
   rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
