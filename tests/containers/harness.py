@@ -29,13 +29,7 @@ from tests.conftest import REPO
 SHARED_CONTAINERS = Path(os.environ.get("LOCALFLOW_SHARED_CONTAINERS", REPO.parent / "shared" / "containers"))
 DESKTOP_UID = 1000  # the first user of a Linux desktop, who owns the clone
 DEFAULT_PORT = 8080
-LONG_RUNNING = (
-    "postgres",
-    "airflow-api-server",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
-)
+# Services that run once and exit 0; every other service of the compose file must become healthy.
 ONE_SHOT = ("airflow-init",)
 EXAMPLE_DAGS = tuple(sorted(path.stem for path in (REPO / "dags").glob("example_*.py")))
 # Stacks that are up right now: the failure hook prints their state and logs.
@@ -215,11 +209,21 @@ class Stack:
     up_output: str = ""
     created_images: set[str] = field(default_factory=set)
 
+    @property
+    def image(self) -> str:
+        """The tag this project's Airflow image is built under (removed at teardown)."""
+        return f"localflow-airflow:{self.project}"
+
     # --- running things as the user -------------------------------------------------------------------
 
     def environment(self) -> dict[str, str]:
         """The user's environment for this project (a port other than 8080 only if 8080 is taken)."""
-        env = {**self.user.environment(self.engine), "COMPOSE_PROJECT_NAME": self.project}
+        env = {
+            **self.user.environment(self.engine),
+            "COMPOSE_PROJECT_NAME": self.project,
+            # Its own image tag: other people's builds on a shared engine cannot swap it under the test.
+            "LOCALFLOW_IMAGE": self.image,
+        }
         if self.port != DEFAULT_PORT:
             env["AIRFLOW__API__PORT"] = str(self.port)
         return env
@@ -290,18 +294,21 @@ class Stack:
         rows = [row for item in rows for row in (item if isinstance(item, list) else [item])]
         return {row["Service"]: row for row in rows}
 
+    def service_names(self) -> list[str]:
+        """The services of the compose file, as compose resolves it."""
+        return self.compose("config", "--services", timeout=60).stdout.split()
+
     def problems(self) -> list[str]:
         """What keeps the stack from being healthy; empty when it is."""
         services = self.services()
         problems = []
-        for name in LONG_RUNNING:
-            row = services.get(name)
-            if not row or row["State"] != "running" or row.get("Health") != "healthy":
-                problems.append(f"{name}: {row and row['State']} {row and row.get('Health')}")
-        for name in ONE_SHOT:
-            row = services.get(name)
-            if not row or row["State"] != "exited" or row.get("ExitCode") != 0:
-                problems.append(f"{name}: {row and row['State']} exit {row and row.get('ExitCode')}")
+        for name in self.service_names():
+            row = services.get(name) or {}
+            if name in ONE_SHOT:
+                if row.get("State") != "exited" or row.get("ExitCode") != 0:
+                    problems.append(f"{name}: {row.get('State')} exit {row.get('ExitCode')}")
+            elif row.get("State") != "running" or row.get("Health") != "healthy":
+                problems.append(f"{name}: {row.get('State')} {row.get('Health')}")
         return problems
 
     def wait_healthy(self, timeout: float = 300) -> None:
@@ -344,9 +351,12 @@ class Stack:
         return {secret.name: values[secret.name] for secret in secrets.SECRETS}
 
     def diagnostics(self, lines: int = 40) -> str:
-        """Each service's state and its last log lines."""
+        """Each service's state, its last healthcheck output and its last log lines."""
         parts = [self.compose("ps", "--all", timeout=60, check=False).stdout]
-        for name in (*LONG_RUNNING, *ONE_SHOT):
+        for container in self.containers():
+            checks = (container["State"].get("Health") or {}).get("Log") or [{}]
+            parts.append(f"{container['Name']}: last healthcheck: {checks[-1].get('Output', '-')!r}")
+        for name in self.compose("config", "--services", timeout=60, check=False).stdout.split():
             logs = self.compose("logs", "--no-color", "--tail", str(lines), name, timeout=60, check=False)
             parts.append(f"--- {name} (last {lines} lines) ---\n{logs.stdout}{logs.stderr}")
         return "\n".join(parts)
@@ -354,7 +364,7 @@ class Stack:
     def down(self) -> None:
         """``docker compose down -v``: containers, network and the database volume; then derived images."""
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=180, check=False)
-        for image in self.created_images:
+        for image in (*self.created_images, self.image):
             self.engine.docker("image", "rm", "--force", image, check=False)
 
     # --- the REST API on the published port -----------------------------------------------------------

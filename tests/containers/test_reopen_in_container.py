@@ -37,7 +37,8 @@ TEST_POSTGRES = "postgresql+psycopg2://airflow:airflow@postgres:5432"
 def stack(engine: Engine, desktop_user: DesktopUser, base_dir: Path) -> Iterator[Stack]:
     """The dev container of a fresh copy, up and healthy; torn down with ``down -v`` after the module."""
     with stack_on_fresh_copy(engine, desktop_user, base_dir, "devcontainer") as stack:
-        stack.up_output = stack.devcontainer("up").stdout
+        result = stack.devcontainer("up")
+        stack.up_output = result.stdout + result.stderr
         stack.wait_healthy()
         yield stack
 
