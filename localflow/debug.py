@@ -26,14 +26,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-try:  # Airflow's hook marker; absent only when this module is imported without Airflow (tests of helpers)
-    from airflow.listeners import hookimpl
-except ImportError:  # pragma: no cover - Airflow is in the lock
+from pluggy import HookimplMarker
 
-    def hookimpl(function):  # type: ignore[no-redef]
-        """Stand-in marker when Airflow is not importable."""
-        return function
-
+# Airflow's listener hook marker (``airflow.listeners.hookimpl`` is this same pluggy marker); made here so
+# that importing this module does not import Airflow, which must happen untraced (see ``untraced``).
+hookimpl = HookimplMarker("airflow")
 
 DEBUG_TASKS = "LOCALFLOW_DEBUG_TASKS"
 DEBUG_PORT = "LOCALFLOW_DEBUG_PORT"
