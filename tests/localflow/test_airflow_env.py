@@ -81,16 +81,6 @@ def test_each_component_sees_the_tuned_settings(effective, component: str):
 
 
 @pytest.mark.stack
-def test_components_have_the_non_airflow_settings(stack):
-    """Settings that are not Airflow's (e.g. MALLOC_ARENA_MAX) reach the components and the watcher."""
-    others = {name: value for name, value in tuned_settings().items() if not name.startswith("AIRFLOW__")}
-    found = components(stack)
-    for name in (*READABLE_COMPONENTS, "dag-watcher"):
-        env = found[name].environ()
-        assert {key: env.get(key) for key in others} == others, name
-
-
-@pytest.mark.stack
 def test_api_server_config_endpoint_shows_them(stack):
     """The api-server's own config endpoint (expose_config) reports the tuned values."""
     status, body = stack.request("GET", "/api/v2/config")
