@@ -263,11 +263,12 @@ class Stack:
 
     def devcontainer(self, command: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """``devcontainer COMMAND --workspace-folder WORKSPACE ARGS`` (the CLI VS Code is built on)."""
-        result = self.run(
-            "devcontainer", command, "--workspace-folder", str(self.workspace), *args, timeout=timeout
-        )
-        self._remember_images()
-        return result
+        try:
+            return self.run(
+                "devcontainer", command, "--workspace-folder", str(self.workspace), *args, timeout=timeout
+            )
+        finally:
+            self._remember_images()  # also when the command failed after building the derived image
 
     def exec(
         self, *command: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
