@@ -33,11 +33,9 @@ def base_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def desktop_user(engine: Engine, base_dir: Path) -> Iterator[DesktopUser]:
+def desktop_user(engine: Engine, base_dir: Path) -> DesktopUser:
     """The ordinary user who runs docker, docker compose and devcontainer."""
-    user = DesktopUser.create(engine, base_dir)
-    yield user
-    user.restore(engine)
+    return DesktopUser.create(engine, base_dir)
 
 
 @pytest.hookimpl(hookwrapper=True)

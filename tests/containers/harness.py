@@ -108,7 +108,9 @@ class DesktopUser:
     home: Path
     docker_config: Path
     tmpdir: Path
-    socket_gid: int | None = None
+    # The socket's group, given to the user's processes as a supplementary group: what membership of the
+    # `docker` group does on a desktop, without changing the shared engine's socket.
+    socket_gid: int = 0
 
     @classmethod
     def create(cls, engine: Engine, base: Path) -> DesktopUser:
@@ -141,16 +143,10 @@ class DesktopUser:
         # Buildx keeps its state in DOCKER_CONFIG, and root's copy is not readable: the user gets its own.
         for plugin in (Path(engine.env["DOCKER_CONFIG"]) / "cli-plugins").iterdir():
             shutil.copy2(plugin, plugins / plugin.name)
+        user.socket_gid = engine.socket_path.stat().st_gid
         if os.geteuid() == 0:
             user.give(base)
-            user.socket_gid = engine.socket_path.stat().st_gid
-            os.chown(engine.socket_path, -1, gid)
         return user
-
-    def restore(self, engine: Engine) -> None:
-        """Give the engine's socket its group back."""
-        if self.socket_gid is not None and engine.socket_path.exists():
-            os.chown(engine.socket_path, -1, self.socket_gid)
 
     def give(self, path: Path) -> None:
         """Make ``path`` (recursively) the user's, as a clone in their home is."""
@@ -232,7 +228,7 @@ class Stack:
         """Run ``command`` as the user in the workspace; fail with its output unless it succeeds."""
         as_user = {}
         if os.geteuid() == 0:
-            as_user = {"user": self.user.uid, "group": self.user.gid, "extra_groups": []}
+            as_user = {"user": self.user.uid, "group": self.user.gid, "extra_groups": [self.user.socket_gid]}
         try:
             result = subprocess.run(
                 command,
