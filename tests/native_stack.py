@@ -151,6 +151,27 @@ def stack_environment(workspace: Path, database_url: str | None, **extra: str) -
     return env
 
 
+def container_environment(workspace: Path, database_url: str) -> dict[str, str]:
+    """The environment of compose's airflow-init, with the workspace and database of a test."""
+    home = workspace / "home"
+    env = stack_environment(workspace, database_url, LOCALFLOW_CONTAINER="1", AIRFLOW_HOME=str(home))
+    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(home / "passwords.json")
+    return env
+
+
+def run_localflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``python -m localflow ARGS`` with ``env``; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "localflow", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def start_up(workspace: Path, env: dict[str, str]) -> RunningStack:
     """Start ``python -m localflow up`` (the README's first command, inside the venv)."""
     output_path = workspace / "up.out"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
-from tests.native_stack import make_workspace, stack_environment
+from tests.conftest import free_port
+from tests.native_stack import make_workspace, run_localflow, stack_environment
 
 VALID_ENV = (
     "AIRFLOW__CORE__FERNET_KEY=" + "a" * 43 + "=\n"
@@ -108,10 +107,7 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
 
 def run(workspace: Path, env: dict, args: list[str]) -> subprocess.CompletedProcess:
     """``python -m localflow ARGS`` for ``workspace``."""
-    command = [sys.executable, "-m", "localflow", *args]
-    return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    return run_localflow(env, *args)
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess, code: int, expected: str) -> None:

@@ -9,7 +9,6 @@ with the new key alone.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ from cryptography.fernet import Fernet
 
 from localflow import keyguard, secrets
 from localflow.envfile import parse
-from tests.conftest import REPO, run_airflow
-from tests.native_stack import make_workspace, stack_environment
+from tests.conftest import run_airflow
+from tests.native_stack import container_environment, make_workspace, run_localflow, stack_environment
 
 CONNECTIONS = {
     "warehouse": "postgresql://etl:warehouse-pw@db.internal:5432/dwh",
@@ -63,19 +62,8 @@ def write_env(workspace: Path, fernet_key: str | None) -> bytes:
 
 def localflow(workspace: Path, url: str, *args: str, container: bool = False) -> subprocess.CompletedProcess:
     """Run ``python -m localflow ARGS`` against ``url`` (as the native runner or as airflow-init)."""
-    extra = {"LOCALFLOW_CONTAINER": "1", "AIRFLOW_HOME": str(workspace / "home")} if container else {}
-    env = stack_environment(workspace, url, **extra)
-    if container:
-        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(workspace / "home" / "passwords.json")
-    return subprocess.run(
-        [sys.executable, "-m", "localflow", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    env = container_environment(workspace, url) if container else stack_environment(workspace, url)
+    return run_localflow(env, *args)
 
 
 @pytest.mark.parametrize("container", [False, True], ids=["native-up", "compose-init"])

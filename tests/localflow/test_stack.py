@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 
 import psutil
 import pytest
 
 from localflow.envfile import parse
 from localflow.secrets import SECRETS
-from tests.native_stack import make_workspace, running_stack, stack_environment, start_up
+from tests.native_stack import (
+    container_environment,
+    make_workspace,
+    run_localflow,
+    running_stack,
+    stack_environment,
+    start_up,
+)
 
 pytestmark = pytest.mark.stack
 SECRET_NAMES = {secret.name for secret in SECRETS}
@@ -101,23 +107,7 @@ def test_port_taken_is_one_clear_line_and_nothing_starts(tmp_path, postgres):
 def test_init_prepares_like_the_container(tmp_path, postgres):
     """`init` (compose's airflow-init) makes secrets, the admin password file and a migrated database."""
     workspace = make_workspace(tmp_path)
-    env = stack_environment(
-        workspace, postgres.create(), LOCALFLOW_CONTAINER="1", AIRFLOW_HOME=str(tmp_path / "home")
-    )
-    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(tmp_path / "home" / "passwords.json")
-    import sys
-
-    from tests.conftest import REPO
-
-    result = subprocess.run(
-        [sys.executable, "-m", "localflow", "init"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_localflow(container_environment(workspace, postgres.create()), "init")
     assert result.returncode == 0, result.stdout + result.stderr
     assert (workspace / ".env").exists()
-    assert set(json.loads((tmp_path / "home" / "passwords.json").read_text())) == {"admin"}
+    assert set(json.loads((workspace / "home" / "passwords.json").read_text())) == {"admin"}
