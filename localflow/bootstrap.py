@@ -69,6 +69,8 @@ def ensure_venv() -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     python = str(venv_python())
     print("localflow: installing the locked packages (first run only) ...", flush=True)
+    if subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False).returncode != 0:
+        _run([python, "-m", "ensurepip", "--upgrade"])  # a venv made by another tool may lack pip
     _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", uv_requirement()])
     _run(
         [python, "-m", "uv", "pip", "sync", "--quiet", "--python", python, "--compile-bytecode", *LOCK_FILES]

@@ -242,7 +242,9 @@ def up(workspace: Path = settings.WORKSPACE, health_timeout: float = 120.0) -> i
     stack.preflight()
     database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
     print(f"localflow: preparing {workspace} (database: {database}) ...", flush=True)
-    prepare(workspace, env)
+    # The components need what prepare() may just have created: on a fresh clone .env (the secrets) did
+    # not exist when the environment above was computed.
+    stack.env = prepare(workspace, env)
 
     stopping = False
 

@@ -8,6 +8,7 @@ import socket
 import psutil
 import pytest
 
+from localflow import keyguard, settings
 from localflow.envfile import parse
 from localflow.secrets import SECRETS
 from tests.native_stack import (
@@ -40,6 +41,7 @@ def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
         token = stack.token()
         run_id = stack.trigger("example_etl", token)
         assert stack.wait_for_run("example_etl", run_id, token) == "success"
+        assert_connection_encrypted_with_env_key(stack, token)
         children = psutil.Process(stack.process.pid).children(recursive=True)
         assert len(children) >= 4
         assert stack.stop() == 0
@@ -47,6 +49,18 @@ def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running: {[process.cmdline() for process in alive]}"
     assert_no_secret_logged(stack.workspace)
+
+
+def assert_connection_encrypted_with_env_key(stack, token):
+    """A password saved through the API is stored encrypted with the Fernet key of .env (never plaintext)."""
+    payload = {"connection_id": "secret_conn", "conn_type": "postgres", "password": "s3cret-pw"}
+    status, body = stack.request("POST", "/api/v2/connections", payload, token=token)
+    assert status == 201, body
+    env = settings.native_environment(stack.workspace, base=stack.env)
+    assert ("connection", "secret_conn") in {
+        (kind, ident) for kind, ident, _ in keyguard.encrypted_values(env)
+    }
+    assert not keyguard.undecryptable(env)
 
 
 def assert_no_secret_logged(workspace):
