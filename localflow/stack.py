@@ -196,6 +196,10 @@ class NativeStack:
             if code is None:
                 continue
             if component.next_start is None:
+                # What the dead process forked (the scheduler's executor workers) lives on in its group;
+                # end it, as compose does when it restarts a container, or every restart leaks workers.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(component.process.pid, signal.SIGKILL)
                 delay = min(2.0**component.restarts, MAX_RESTART_DELAY)
                 component.next_start = now + delay
                 print(

@@ -90,6 +90,14 @@ def component(running: RunningStack, name: str) -> psutil.Process:
     raise AssertionError(f"no {name} process:\n{running.output()}")
 
 
+def process_group(pid: int) -> int | None:
+    """The process group of ``pid``, or None if it has gone."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def wait_task_running(running: RunningStack, token: str, dag_id: str, run_id: str, task_id: str) -> None:
     """Wait until a task instance of the run is running."""
     deadline = time.monotonic() + 120
@@ -128,8 +136,11 @@ def test_scheduler_killed_mid_run(slow_dag_stack: RunningStack):
     token = running.token()
     run_id = running.trigger("fault_slow", token)
     wait_task_running(running, token, "fault_slow", run_id, "wait")
-    component(running, "scheduler").send_signal(signal.SIGKILL)
+    scheduler = component(running, "scheduler")
+    scheduler.send_signal(signal.SIGKILL)
     assert running.wait_for_run("fault_slow", run_id, token, timeout=300) == "success"
+    leftovers = [process for process in psutil.process_iter() if process_group(process.pid) == scheduler.pid]
+    assert not leftovers, f"the killed scheduler's workers were left running: {leftovers}"
     assert "scheduler exited (code -9); restarting" in running.output()
 
 
