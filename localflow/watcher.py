@@ -24,7 +24,6 @@ only waits to be stopped (the benchmark's stock run uses it).
 from __future__ import annotations
 
 import ast
-import json
 import os
 import queue
 import signal
@@ -39,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localflow import secrets, settings
+from localflow import rest, secrets, settings
 from localflow.errors import LocalflowError
 
 MODE_VARIABLE = "LOCALFLOW_WATCH"
@@ -254,21 +253,9 @@ class AirflowApi:
     def _send(
         self, method: str, path: str, payload: dict | None, token: str | None, timeout: float | None = None
     ) -> tuple[int, dict]:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            body = error.read()
-            try:
-                return error.code, json.loads(body or b"{}")
-            except ValueError:
-                return error.code, {"detail": body.decode(errors="replace")}
-        except (OSError, ValueError) as error:
+            return rest.request_json(self.base_url + path, method, payload, token, timeout or self._timeout)
+        except OSError as error:
             raise ApiError(f"{method} {path}: {error}") from None
 
     def login(self) -> None:

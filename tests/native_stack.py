@@ -5,21 +5,18 @@ Shared by the tests that need a running stack: the native stack test, debugger a
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from localflow import secrets, stack
+from localflow import rest, secrets, stack
 from localflow.envfile import parse
 from tests.conftest import REPO, free_port
 
@@ -82,16 +79,7 @@ class RunningStack:
         """One REST call; returns (status, JSON body)."""
         if token == "":
             token = self.token()
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+        return rest.request_json(self.url + path, method, payload, token)
 
     def wait_for_dag(self, dag_id: str, token: str, timeout: float = 120) -> None:
         """Wait until the dag-processor has serialized ``dag_id``."""
