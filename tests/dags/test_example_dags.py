@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from tests.conftest import REPO
+from tests.native_stack import run_localflow
 
 EXAMPLE_DAGS = sorted(path.stem for path in (REPO / "dags").glob("example_*.py"))
 
@@ -15,15 +13,7 @@ EXAMPLE_DAGS = sorted(path.stem for path in (REPO / "dags").glob("example_*.py")
 @pytest.mark.parametrize("dag_id", EXAMPLE_DAGS)
 def test_dag_test_succeeds(migrated_env: dict[str, str], dag_id: str):
     """``python -m localflow dag-test`` runs the DAG in-process and reports success."""
-    result = subprocess.run(
-        [sys.executable, "-m", "localflow", "dag-test", f"dags/{dag_id}.py"],
-        cwd=REPO,
-        env=migrated_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_localflow(migrated_env, "dag-test", f"dags/{dag_id}.py")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert f"{dag_id} finished: success" in output
