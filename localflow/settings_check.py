@@ -1,7 +1,8 @@
-"""Catch a mistyped Airflow setting in ``.env`` before Airflow silently ignores it.
+"""Catch Airflow settings in ``.env`` that Airflow would accept without a word and then not honour.
 
 ``AIRFLOW__CORE__PARALELISM=4`` is accepted by Airflow without a word and does nothing. The known sections
-and options come from Airflow's own configuration description (core and installed providers).
+and options come from Airflow's own configuration description (core and installed providers). A parse
+timeout longer than the dag-processor's kill timeout hides a hanging DAG file instead of reporting it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ from localflow.errors import LocalflowError
 
 PREFIX = "AIRFLOW__"
 SUFFIXES = ("_CMD", "_SECRET")  # Airflow's indirections: the option's value comes from a command / backend
+
+
+# A DAG file that hangs at import becomes an import error only when the import times out
+# ([core] dagbag_import_timeout) before the dag-processor kills the whole parsing process
+# ([dag_processor] dag_file_processor_timeout), which records nothing.
+IMPORT_TIMEOUT = ("core", "dagbag_import_timeout")
+PROCESSOR_TIMEOUT = ("dag_processor", "dag_file_processor_timeout")
+
+
+def env_name(section: str, option: str) -> str:
+    """The environment variable that sets ``[section] option``."""
+    return f"{PREFIX}{section.upper()}__{option.upper()}"
 
 
 def known_options() -> dict[str, set[str]]:
@@ -46,8 +59,39 @@ def unknown_settings(values: Mapping[str, str], known: Mapping[str, set[str]]) -
     return problems
 
 
+def timeout_problem(values: Mapping[str, str], defaults: Mapping[tuple[str, str], str]) -> str | None:
+    """A message when a hanging DAG file would be killed before its import times out, else None."""
+    import_name, processor_name = env_name(*IMPORT_TIMEOUT), env_name(*PROCESSOR_TIMEOUT)
+    try:
+        import_timeout = float(values.get(import_name, defaults[IMPORT_TIMEOUT]))
+        processor_timeout = float(values.get(processor_name, defaults[PROCESSOR_TIMEOUT]))
+    except ValueError:
+        return f"{import_name} and {processor_name} must be numbers of seconds"
+    if 0 < import_timeout < processor_timeout:
+        return None
+    return (
+        f"{processor_name} ({processor_timeout:g} s) must be longer than {import_name} "
+        f"({import_timeout:g} s, and above 0), or a DAG file that hangs at import is killed without an import error"
+    )
+
+
+def airflow_default(section: str, option: str) -> str:
+    """Airflow's default value of an option."""
+    from airflow.configuration import conf
+
+    return conf.configuration_description[section]["options"][option]["default"]
+
+
 def check(values: Mapping[str, str], source: str) -> None:
     """Raise one clear line for the first unknown Airflow setting in ``source``."""
     problems = unknown_settings(values, known_options())
     if problems:
         raise LocalflowError(f"unknown setting in {source}: {problems[0]} (Airflow would ignore it).")
+
+
+def check_parse_timeouts(effective: Mapping[str, str]) -> None:
+    """Raise one clear line when the settings in force would hide a DAG file that hangs at import."""
+    defaults = {key: airflow_default(*key) for key in (IMPORT_TIMEOUT, PROCESSOR_TIMEOUT)}
+    problem = timeout_problem(effective, defaults)
+    if problem:
+        raise LocalflowError(f"{problem}; fix it in .env.")

@@ -59,6 +59,7 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     own_settings = secrets.load(workspace)
     settings_check.check(own_settings, settings.ENV_FILE_NAME)
     effective = {**own_settings, **env}
+    settings_check.check_parse_timeouts(effective)
     keyguard.check(effective)  # also the first contact with the database: nothing is written before it
     secrets.write_passwords_file(
         Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),

@@ -64,6 +64,13 @@ CASES = (
         "did you mean AIRFLOW__CORE__PARALLELISM?",
     ),
     (
+        "hanging-dag-file-unreported",
+        with_env(VALID_ENV + "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT=15\n"),
+        ["up"],
+        1,
+        "must be longer than AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT",
+    ),
+    (
         "bad-fernet-key",
         with_env(VALID_ENV.replace("a" * 43 + "=", "nope")),
         ["secrets"],

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from localflow import settings, settings_check
+from localflow.errors import LocalflowError
 
 # variable, expected fragment of the message (None: accepted)
 CASES = (
@@ -39,3 +42,30 @@ def test_unknown_settings(known, name: str, expected: str | None):
 def test_shared_settings_are_all_known(known):
     """Every setting in localflow/airflow.env is one Airflow knows (a typo there would be ignored)."""
     assert settings_check.unknown_settings(settings.shared_settings(), known) == []
+
+
+IMPORT, PROCESSOR = (
+    "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT",
+    "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT",
+)
+
+
+# settings, expected fragment of the message (None: accepted)
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    (
+        ({}, None),  # Airflow's defaults: 30 s import timeout, 50 s kill
+        ({IMPORT: "10"}, None),
+        ({PROCESSOR: "15"}, f"{PROCESSOR} (15 s) must be longer than {IMPORT} (30 s"),
+        ({IMPORT: "50"}, f"{PROCESSOR} (50 s) must be longer than {IMPORT} (50 s"),
+        ({IMPORT: "0"}, "above 0"),
+        ({IMPORT: "soon"}, "must be numbers of seconds"),
+    ),
+)
+def test_parse_timeouts(values: dict[str, str], expected: str | None):
+    """A hanging DAG file must time out as an import error before the dag-processor kills its parse."""
+    if expected is None:
+        settings_check.check_parse_timeouts(values)
+    else:
+        with pytest.raises(LocalflowError, match=re.escape(expected)):
+            settings_check.check_parse_timeouts(values)
