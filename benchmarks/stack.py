@@ -13,8 +13,10 @@ measures:
 - trigger to success of the 3-task ``example_etl``, and ``dag.test()`` of it;
 - idle CPU, PSS and RSS of each component and in total (PSS counts pages shared by forked workers once).
 
-"stock" sets every option below the tuning line of ``localflow/airflow.env`` back to Airflow's default
-and turns the dag watcher off; "ours" is the file as it is. Everything else (LocalExecutor, PostgreSQL,
+"stock" sets every option below the tuning line of ``localflow/airflow.env`` back to Airflow's default,
+turns the dag watcher off and starts each component as its own ``airflow`` process
+(``LOCALFLOW_PRELOAD=off``); "ours" is the file as it is, with the components forked from the supervisor
+(``localflow/preload.py``). The supervisor (``python -m localflow up``) counts in the memory of both. Everything else (LocalExecutor, PostgreSQL,
 ports, auth) is the same. A save that is not visible within ``--timeout`` counts as the timeout and shows
 as "> N"; so does a DAG run still going after it. Prints a markdown table: median, min-max, and the ratio
 ours/stock.
@@ -44,6 +46,7 @@ from tests.native_stack import RunningStack, make_workspace, stack_environment, 
 TUNING_MARKER = "# ---- tuning"
 CONFIGS = ("stock", "ours")
 COMPONENT_NAMES = ("api-server", "scheduler", "dag-processor", "triggerer", "dag-watcher")
+SUPERVISOR = "supervisor"  # `python -m localflow up`: with preloading, it holds the pages all share
 POLL = 0.05
 DAG_TEMPLATE = '''"""Benchmark DAG {dag_id}."""
 
@@ -94,7 +97,11 @@ def overrides(config: str) -> dict[str, str]:
     """Environment of ``up`` for a configuration (the process environment beats airflow.env)."""
     if config == "ours":
         return {}
-    return {**{name: airflow_default(name) for name in tuned_settings()}, "LOCALFLOW_WATCH": "off"}
+    return {
+        **{name: airflow_default(name) for name in tuned_settings()},
+        "LOCALFLOW_WATCH": "off",
+        "LOCALFLOW_PRELOAD": "off",
+    }
 
 
 # --- measuring ----------------------------------------------------------------------------------------
@@ -122,11 +129,13 @@ def tree(process: psutil.Process) -> list[psutil.Process]:
 
 
 def memory(stack: RunningStack) -> dict[str, tuple[float, float]]:
-    """(PSS, RSS) in MB of each component's process tree."""
+    """(PSS, RSS) in MB of each component's process tree, and of the supervisor itself."""
     result = {}
-    for name, process in components(stack).items():
+    members = {name: tree(process) for name, process in components(stack).items()}
+    members[SUPERVISOR] = [psutil.Process(stack.process.pid)]
+    for name, processes in members.items():
         pss = rss = 0
-        for member in tree(process):
+        for member in processes:
             try:
                 info = member.memory_full_info()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -138,15 +147,14 @@ def memory(stack: RunningStack) -> dict[str, tuple[float, float]]:
 
 
 def cpu_seconds(stack: RunningStack) -> float:
-    """CPU time used so far by every component's process tree."""
+    """CPU time used so far by the supervisor and every component's process tree."""
     total = 0.0
-    for process in components(stack).values():
-        for member in tree(process):
-            try:
-                times = member.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
+    for member in tree(psutil.Process(stack.process.pid)):
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
     return total
 
 
@@ -365,7 +373,6 @@ def run_config(
         label = f"{config} {repetition + 1}/{repetitions}"
         # Fresh ports each start: the last stack's may still be held for a moment after it stopped.
         env["AIRFLOW__API__PORT"] = str(free_port())
-        env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] = str(free_port())
         progress.show(f"{label}: cold start ...")
         started = time.monotonic()
         stack = start_up(workspace, env)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localflow import secrets, settings, settings_check
+from localflow import preload, secrets, settings, settings_check
 from localflow.errors import LocalflowError
 
 # The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
@@ -38,6 +38,10 @@ LOCALFLOW_COMPONENTS: dict[str, list[str]] = {
     "dag-watcher": ["watch"],  # reparses a saved DAG file at once (localflow/watcher.py)
 }
 HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+# Fork the Airflow components from this process after importing Airflow once (localflow/preload.py):
+# they share its memory. `LOCALFLOW_PRELOAD=off` in .env starts each one as its own `airflow` process.
+PRELOAD = "LOCALFLOW_PRELOAD"
+SUPERVISE = "--supervise"  # `up` runs again with this once the workspace is prepared
 STOP_TIMEOUT = 20.0
 MAX_RESTART_DELAY = 30.0
 
@@ -130,13 +134,19 @@ class Component:
     name: str
     args: list[str]
     log_path: Path
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | preload.ForkedProcess | None = None
     restarts: int = 0
     next_start: float | None = None  # when a component that exited is due to restart
 
-    def start(self, env: Mapping[str, str]) -> None:
-        """Start (or restart) the process in its own session, output appended to its log file."""
+    def start(self, env: Mapping[str, str], forked: bool = False) -> None:
+        """Start (or restart) the process in its own session, output appended to its log file.
+
+        ``forked``: fork it from this process, which has preloaded Airflow with ``env``.
+        """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if forked and self.name in COMPONENTS:
+            self.process = preload.fork_airflow(self.args, self.log_path)
+            return
         with self.log_path.open("ab") as log:
             command = (
                 [sys.executable, "-m", "localflow", *self.args]
@@ -166,6 +176,7 @@ class NativeStack:
     env: dict[str, str]
     log_dir: Path
     components: list[Component] = field(default_factory=list)
+    preloaded: bool = False  # Airflow imported here: components are forked from this process
 
     def __post_init__(self) -> None:
         self.components = [
@@ -178,16 +189,20 @@ class NativeStack:
         check_port_free(
             settings.api_host(self.env), int(self.env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT"
         )
-        check_port_free(
-            self.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"],
-            int(self.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"]),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
-        )
+
+    def import_airflow_once(self) -> None:
+        """Import Airflow here once, unless turned off, so that every component shares it.
+
+        This process's environment must be ``self.env``: ``up`` starts the supervisor with it.
+        """
+        if self.env.get(PRELOAD, "on").lower() not in {"off", "0", "false", "no"}:
+            preload.preload()
+            self.preloaded = True
 
     def start(self) -> None:
         """Start every component."""
         for component in self.components:
-            component.start(self.env)
+            component.start(self.env, forked=self.preloaded)
 
     def supervise_once(self) -> None:
         """Restart any component that exited, with exponential back-off."""
@@ -211,7 +226,7 @@ class NativeStack:
             elif now >= component.next_start:
                 component.restarts += 1
                 component.next_start = None
-                component.start(self.env)
+                component.start(self.env, forked=self.preloaded)
 
     def wait_healthy(self, timeout: float) -> bool:
         """Wait until the health endpoint reports every component healthy."""
@@ -237,19 +252,33 @@ class NativeStack:
                     component.process.wait()
 
 
-def up(workspace: Path = settings.WORKSPACE, health_timeout: float = 120.0) -> int:
-    """Prepare, start, report how to log in, and supervise until Ctrl-C or SIGTERM."""
+def up(workspace: Path = settings.WORKSPACE) -> int:
+    """Check the ports, prepare the workspace, then become the supervisor of the components."""
     if settings.IN_CONTAINER:
         raise LocalflowError("`up` runs Airflow natively; in the dev container the stack is already running.")
     env = settings.native_environment(workspace)
-    state_dir = Path(env["AIRFLOW_HOME"])
-    stack = NativeStack(env, state_dir / "logs" / "components")
-    stack.preflight()
+    # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
+    # writes a default airflow.cfg into ~/airflow.
+    os.environ.update(env)
+    NativeStack(env, Path(env["AIRFLOW_HOME"]) / "logs" / "components").preflight()
     database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
     print(f"localflow: preparing {workspace} (database: {database}) ...", flush=True)
     # The components need what prepare() may just have created: on a fresh clone .env (the secrets) did
-    # not exist when the environment above was computed.
-    stack.env = prepare(workspace, env)
+    # not exist when the environment above was computed. The supervisor starts afresh (same PID) with
+    # exactly that environment, so the Airflow it imports for its components is configured by it alone.
+    prepared = prepare(workspace, env)
+    # Forked components rename themselves ("airflow scheduler"); within argv's space, so that their
+    # environment stays readable in /proc/PID/environ (setproctitle would write its title over it).
+    prepared["SPT_NOENV"] = "1"
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "localflow", "up", SUPERVISE], prepared)
+    return 1  # not reached
+
+
+def supervise(health_timeout: float = 120.0) -> int:
+    """Start the components, report how to log in, and supervise until Ctrl-C or SIGTERM."""
+    env = dict(os.environ)
+    stack = NativeStack(env, Path(env["AIRFLOW_HOME"]) / "logs" / "components")
 
     stopping = False
 
@@ -259,9 +288,10 @@ def up(workspace: Path = settings.WORKSPACE, health_timeout: float = 120.0) -> i
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    stack.start()
     try:
         print("localflow: starting api-server, scheduler, dag-processor, triggerer ...", flush=True)
+        stack.import_airflow_once()
+        stack.start()
         deadline = time.monotonic() + health_timeout
         while not stopping and not is_healthy(health(stack.env)):
             if time.monotonic() > deadline:

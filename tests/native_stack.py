@@ -131,7 +131,6 @@ def stack_environment(workspace: Path, database_url: str | None, **extra: str) -
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "LOCALFLOW_WORKSPACE": str(workspace),
         "AIRFLOW__API__PORT": str(free_port()),
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
         **extra,
     }
     if database_url:

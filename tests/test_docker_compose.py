@@ -91,9 +91,19 @@ def test_init_is_one_shot_and_makes_secrets():
 def test_all_airflow_services_share_the_common_environment():
     """One environment (executor, database, execution API, secrets) for every Airflow service."""
     services = compose_model()["services"]
-    reference = services["airflow-scheduler"]["environment"]
+    reference = services["airflow-api-server"]["environment"]
+    # Only the scheduler adds something: the health endpoint its own healthcheck asks.
+    scheduler_only = {
+        "ENABLE_HEALTH_CHECK",
+        "SCHEDULER_HEALTH_CHECK_SERVER_HOST",
+        "SCHEDULER_HEALTH_CHECK_SERVER_PORT",
+    }
     for name in AIRFLOW_SERVICES:
-        assert services[name]["environment"] == reference, name
+        environment = dict(services[name]["environment"])
+        if name == "airflow-scheduler":
+            extra = {key: environment.pop(key) for key in set(environment) - set(reference)}
+            assert {key.removeprefix("AIRFLOW__SCHEDULER__") for key in extra} == scheduler_only
+        assert environment == reference, name
     assert reference["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert reference["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
     assert reference["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(

@@ -9,7 +9,7 @@ import pytest
 
 from localflow import secrets, settings
 from tests.conftest import REPO
-from tests.container_files import devcontainer
+from tests.container_files import compose_model, devcontainer
 
 # What a committed secret would look like: a Fernet key, a private key, or a secret variable with a value.
 SECRET_NAMES = "|".join(secret.name for secret in secrets.SECRETS)
@@ -79,11 +79,14 @@ def test_authentication_is_on_by_default():
     assert shared["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
 
 
-def test_native_listeners_default_to_loopback():
-    """The api-server and the scheduler's health server listen on 127.0.0.1 natively."""
+def test_listeners_default_to_loopback():
+    """The api-server listens on 127.0.0.1 natively; the scheduler's health server only in its container,
+    on 127.0.0.1 there too (its healthcheck runs inside the container)."""
     shared = settings.shared_settings()
     assert shared["AIRFLOW__API__HOST"] == "127.0.0.1"
-    assert shared["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    assert "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK" not in shared  # Airflow's default: off
+    scheduler = compose_model()["services"]["airflow-scheduler"]["environment"]
+    assert scheduler["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
 
 
 def test_codespaces_ports_stay_private():

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from localflow import debug
+from localflow.settings import shared_settings
 from tests.conftest import REPO, free_port
 from tests.dap import DapClient, launch_configuration
 from tests.native_stack import running_stack
@@ -143,19 +144,20 @@ def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres):
     breakpoint, survives a pause longer than the heartbeat timeout and the token's lifetime, and the
     run succeeds on the first try once the user continues.
 
-    The timeouts are shortened (20 s heartbeat timeout, 30 s token) so the pause can outlast both
-    without a five-minute test; what keeps the task alive is the same either way: its supervisor keeps
+    The heartbeat timeout is the one the workspace runs with (60 s, localflow/airflow.env; Airflow's
+    default is 300 s). The token's lifetime is shortened from Airflow's 600 s to 30 s so the pause outlasts
+    it without a ten-minute test; what keeps the task alive is the same either way: its supervisor keeps
     heartbeating, and each heartbeat response renews the token.
     """
     port = free_port()
+    heartbeat_timeout = float(shared_settings()["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
     settings = {
         debug.DEBUG_TASKS: "example_context.describe_run",
         debug.DEBUG_PORT: str(port),
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
         "AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME": "30",
     }
-    pause = 45.0
+    # Past the timeout and the scheduler's next check for tasks without a heartbeat (every 10 s).
+    pause = heartbeat_timeout + 15
     with running_stack(tmp_path, postgres.create(), **settings) as stack:
         token = stack.token()
         run_id = stack.trigger("example_context", token)
