@@ -41,38 +41,14 @@ import psutil
 from localflow import envfile, settings
 from tests import conftest
 from tests.conftest import PostgresDatabases, free_port, run_airflow
-from tests.native_stack import RunningStack, make_workspace, stack_environment, start_up
+from tests.native_stack import RunningStack, dag_source, make_workspace, stack_environment, start_up
 
 TUNING_MARKER = "# ---- tuning"
 CONFIGS = ("stock", "ours")
 COMPONENT_NAMES = ("api-server", "scheduler", "dag-processor", "triggerer", "dag-watcher")
 SUPERVISOR = "supervisor"  # `python -m localflow up`: with preloading, it holds the pages all share
 POLL = 0.05
-DAG_TEMPLATE = '''"""Benchmark DAG {dag_id}."""
-
-from __future__ import annotations
-
-import pendulum
-from airflow.sdk import dag, task
-{imports}
-
-@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["bench"])
-def build():
-    @task(task_id={task_id})
-    def step() -> int:
-        return 1
-
-    step()
-
-
-build()
-'''
 HELPER_TEMPLATE = '"""Benchmark helper."""\n\nTASK_ID = "{task_id}"\n'
-
-
-def dag_source(dag_id: str, task_id: str, imports: str = "") -> str:
-    """A one-task DAG file; ``task_id`` is a Python expression."""
-    return DAG_TEMPLATE.format(dag_id=dag_id, task_id=task_id, imports=imports)
 
 
 def airflow_default(name: str) -> str:

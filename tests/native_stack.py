@@ -21,6 +21,30 @@ from localflow.envfile import parse
 from tests.conftest import REPO, free_port
 
 WORKSPACE_FILES = ("dags", "plugins", ".env.example")
+ONE_TASK_DAG = '''"""Generated DAG {dag_id}."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+{imports}
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["generated"])
+def build():
+    @task(task_id={task_id})
+    def step() -> int:
+        return 1
+
+    step()
+
+
+build()
+'''
+
+
+def dag_source(dag_id: str, task_id: str, imports: str = "") -> str:
+    """A one-task DAG file (what the watcher tests and the benchmark save); ``task_id`` is an expression."""
+    return ONE_TASK_DAG.format(dag_id=dag_id, task_id=task_id, imports=imports)
 
 
 def make_workspace(root: Path) -> Path:

@@ -13,32 +13,7 @@ import pytest
 
 from localflow import watcher
 from localflow.errors import LocalflowError
-from tests.native_stack import RunningStack, make_workspace, stack_environment, start_up
-
-DAG = '''"""Test DAG {dag_id}."""
-
-from __future__ import annotations
-
-import pendulum
-from airflow.sdk import dag, task
-{imports}
-
-@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"))
-def build():
-    @task(task_id={task_id})
-    def step() -> int:
-        return 1
-
-    step()
-
-
-build()
-'''
-
-
-def dag_source(dag_id: str, task_id: str, imports: str = "") -> str:
-    """A one-task DAG file; ``task_id`` is a Python expression."""
-    return DAG.format(dag_id=dag_id, task_id=task_id, imports=imports)
+from tests.native_stack import RunningStack, dag_source, make_workspace, stack_environment, start_up
 
 
 @pytest.fixture
