@@ -24,6 +24,7 @@ from pathlib import Path
 
 from localflow import preload, secrets, settings, settings_check
 from localflow.errors import LocalflowError
+from localflow.stopping import StopRequest
 
 # The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
 # api-server reads the log files directly, so there is nothing to serve.
@@ -280,14 +281,7 @@ def supervise(health_timeout: float = 120.0) -> int:
     env = dict(os.environ)
     stack = NativeStack(env, Path(env["AIRFLOW_HOME"]) / "logs" / "components")
 
-    stopping = False
-
-    def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stopping = StopRequest()
     try:
         print("localflow: starting api-server, scheduler, dag-processor, triggerer ...", flush=True)
         stack.import_airflow_once()

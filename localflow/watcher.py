@@ -26,7 +26,6 @@ from __future__ import annotations
 import ast
 import os
 import queue
-import signal
 import sys
 import tempfile
 import threading
@@ -40,6 +39,7 @@ from pathlib import Path
 
 from localflow import rest, secrets, settings
 from localflow.errors import LocalflowError
+from localflow.stopping import StopRequest
 
 MODE_VARIABLE = "LOCALFLOW_WATCH"
 POLL_INTERVAL_VARIABLE = "LOCALFLOW_WATCH_POLL_INTERVAL"
@@ -445,14 +445,7 @@ def run(env: Mapping[str, str]) -> int:
     folders = Folders.from_environment(env)
     mode, reason = choose_mode(env, folders.dags)
     poll_interval = float(env.get(POLL_INTERVAL_VARIABLE, DEFAULT_POLL_INTERVAL))
-    stopping = False
-
-    def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stopping = StopRequest()
     if mode == "off":
         log(f"not watching ({reason})")
         while not stopping:
