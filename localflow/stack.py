@@ -278,6 +278,8 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
 
 def supervise(health_timeout: float = 120.0) -> int:
     """Start the components, report how to log in, and supervise until Ctrl-C or SIGTERM."""
+    if "AIRFLOW_HOME" not in os.environ:  # not the environment `up` prepared
+        raise LocalflowError(f"`up {SUPERVISE}` is started by `up` itself; run `python -m localflow up`.")
     env = dict(os.environ)
     stack = NativeStack(env, Path(env["AIRFLOW_HOME"]) / "logs" / "components")
 

@@ -15,14 +15,12 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localflow import secrets
+from localflow import rest, secrets
 from localflow.envfile import parse
 from tests.conftest import REPO
 
@@ -370,22 +368,7 @@ class Stack:
         """One call to ``http://127.0.0.1:PORT``; returns (status, parsed JSON body)."""
         if token == "":
             token = self.token()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            body = error.read()
-            try:
-                return error.code, json.loads(body or b"{}")
-            except ValueError:
-                return error.code, {"body": body.decode(errors="replace")}
+        return rest.request_json(f"http://127.0.0.1:{self.port}{path}", method, payload, token, timeout=60)
 
     def token(self) -> str:
         """Log in as admin with the password generated into .env."""

@@ -100,6 +100,7 @@ CASES = (
         "NO_SUCH_SECRET is not set in .env",
     ),
     ("unknown-command", nothing, ["frobnicate"], 2, "unknown command 'frobnicate'"),
+    ("supervise-by-hand", nothing, ["up", "--supervise"], 1, "run `python -m localflow up`"),
 )
 
 
