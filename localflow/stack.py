@@ -175,9 +175,13 @@ class NativeStack:
     """The four components of a native run."""
 
     env: dict[str, str]
-    log_dir: Path
     components: list[Component] = field(default_factory=list)
     preloaded: bool = False  # Airflow imported here: components are forked from this process
+
+    @property
+    def log_dir(self) -> Path:
+        """Where each component's output goes, under the stack's AIRFLOW_HOME."""
+        return Path(self.env["AIRFLOW_HOME"]) / "logs" / "components"
 
     def __post_init__(self) -> None:
         self.components = [
@@ -261,7 +265,7 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     os.environ.update(env)
-    NativeStack(env, Path(env["AIRFLOW_HOME"]) / "logs" / "components").preflight()
+    NativeStack(env).preflight()
     database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
     print(f"localflow: preparing {workspace} (database: {database}) ...", flush=True)
     # The components need what prepare() may just have created: on a fresh clone .env (the secrets) did
@@ -281,7 +285,7 @@ def supervise(health_timeout: float = 120.0) -> int:
     if "AIRFLOW_HOME" not in os.environ:  # not the environment `up` prepared
         raise LocalflowError(f"`up {SUPERVISE}` is started by `up` itself; run `python -m localflow up`.")
     env = dict(os.environ)
-    stack = NativeStack(env, Path(env["AIRFLOW_HOME"]) / "logs" / "components")
+    stack = NativeStack(env)
 
     stopping = StopRequest()
     try:
