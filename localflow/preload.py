@@ -3,7 +3,9 @@
 Each Airflow component started on its own holds about 90 MB of private memory after ``import airflow``
 alone, four times over. Forked from a parent that imported Airflow and the components' modules, they
 share those pages copy-on-write, the way gunicorn's ``preload_app`` and Airflow's own LocalExecutor
-workers do. ``gc.freeze()`` keeps the collector from touching (and so copying) the shared objects.
+workers do. ``gc.freeze()`` keeps the collector from touching (and so copying) the shared objects; no
+component unfreezes them (the scheduler's executor, ``localflow/executor.py``, freezes in its workers
+instead of around the fork as Airflow's does).
 
 The parent must have connected to nothing and started no thread: a forked child inherits both.
 """
@@ -41,6 +43,7 @@ COMPONENT_MODULES = (
     "airflow.dag_processing.manager",
     "airflow.dag_processing.processor",
     "airflow.executors.local_executor",
+    "localflow.executor",
     "airflow.sdk.execution_time.supervisor",
     "airflow.sdk.execution_time.task_runner",
     "airflow.models.renderedtifields",
@@ -64,26 +67,6 @@ def preload() -> None:
         importlib.import_module(module)
     gc.collect()
     gc.freeze()
-
-
-def keep_preloaded_objects_frozen() -> None:
-    """Stop the LocalExecutor from unfreezing, in the scheduler, what the supervisor froze.
-
-    The executor freezes the collector around forking its workers and unfreezes it afterwards, which also
-    hands the objects preloaded here to the scheduler's collector: its next full collection writes to
-    every one of them and copies the pages the scheduler shared (measured: 38 MB private instead of 100).
-    Objects frozen this way are still freed when no longer referenced; only unreachable cycles among
-    them are kept.
-    """
-    from airflow.executors.local_executor import LocalExecutor
-
-    def spawn_workers_frozen(executor: LocalExecutor, spawn_number: int) -> None:
-        gc.freeze()
-        for _ in range(spawn_number):
-            executor._spawn_worker()
-
-    if hasattr(LocalExecutor, "_spawn_workers_with_gc_freeze"):  # Airflow 3.3's name for it
-        LocalExecutor._spawn_workers_with_gc_freeze = spawn_workers_frozen
 
 
 class ForkedProcess:
@@ -142,7 +125,6 @@ def fork_airflow(args: list[str], log_path: Path) -> ForkedProcess:
         # `ps` and the tests tell the components apart by command line, as if started on their own.
         setproctitle.setproctitle(" ".join(["airflow", *args]))
         sys.argv = ["airflow", *args]
-        keep_preloaded_objects_frozen()
         from airflow.__main__ import main
 
         main()
