@@ -20,11 +20,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from localflow import secrets, settings  # noqa: E402
+from localflow import secrets, settings, warm_runner  # noqa: E402
 from tests.dap import DapClient, launch_configuration  # noqa: E402
 
 BREAKPOINTS = {"example_etl": "summary = summarize(orders)", "example_context": "print(label)"}
@@ -48,8 +49,16 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
-def configurations(dag_id: str) -> dict[str, dict]:
-    """The rows: our launch.json configuration, and the same F5 on stock Airflow."""
+class Row(NamedTuple):
+    """One configuration to measure: launch.json's arguments, extra environment, and a cold runner or not."""
+
+    config: dict
+    env: dict[str, str]
+    cold_runner: bool = False
+
+
+def configurations(dag_id: str) -> dict[str, Row]:
+    """The rows: our launch.json configuration (first F5, later ones, without the runner), and stock F5."""
     dag_file = REPO / "dags" / f"{dag_id}.py"
     ours = launch_configuration(
         REPO / ".vscode" / "launch.json",
@@ -58,12 +67,15 @@ def configurations(dag_id: str) -> dict[str, dict]:
         file=dag_file,
         python=sys.executable,
     )
-    stock_dag_test = {**ours, "args": [*ours["args"], "--stock"]}
-    stock_cli = {**ours, "module": "airflow", "args": ["dags", "test", dag_id]}
+    direct = {key: value for key, value in ours.items() if key != "pythonArgs"}
     return {
-        "localflow `Airflow: debug this DAG file`": ours,
-        "stock `dag.test()` (`dag-test --stock`)": stock_dag_test,
-        f"stock `airflow dags test {dag_id}`": stock_cli,
+        "localflow, first F5 (starts the warm runner)": Row(ours, {}, cold_runner=True),
+        "localflow `Airflow: debug this DAG file`": Row(ours, {}),
+        "localflow, `LOCALFLOW_WARM_RUNNER=off`": Row(ours, {warm_runner.WARM_RUNNER: "off"}),
+        "stock `dag.test()` (`dag-test --stock`)": Row({**direct, "args": [*direct["args"], "--stock"]}, {}),
+        f"stock `airflow dags test {dag_id}`": Row(
+            {**direct, "module": "airflow", "args": ["dags", "test", dag_id]}, {}
+        ),
     }
 
 
@@ -89,8 +101,8 @@ def main() -> int:
     parser.add_argument("--dag", default="example_etl", choices=sorted(BREAKPOINTS))
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="localflow-bench-"))
+    env = environment(home)
     try:
-        env = environment(home)
         print("preparing: migrating a throwaway SQLite database ...", file=sys.stderr, flush=True)
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
@@ -105,12 +117,16 @@ def main() -> int:
         total = args.runs * len(rows)
         done = 0
         for _ in range(args.runs):
-            for name, config in rows.items():
+            for name, row in rows.items():
                 done += 1
                 print(f"\r[{done}/{total}] {name} ...".ljust(90), end="", file=sys.stderr, flush=True)
-                results[name].append(f5_to_stop(config, env, dag_file, line, home / "debuggee.log"))
+                if row.cold_runner:
+                    warm_runner.stop(env, str(REPO))
+                row_env = {**env, **row.env}
+                results[name].append(f5_to_stop(row.config, row_env, dag_file, line, home / "debuggee.log"))
         print(file=sys.stderr)
     finally:
+        warm_runner.stop(env, str(REPO))
         shutil.rmtree(home, ignore_errors=True)
     cpus = os.cpu_count()
     load = os.getloadavg()[0]

@@ -30,21 +30,26 @@ def dags_folder() -> Path:
     return Path(conf.get("core", "dags_folder")).resolve()
 
 
+def require_in_dags_folder(path: Path) -> None:
+    """dag.test() runs only DAGs of a bundle (elsewhere it fails with "the dag is not serialized")."""
+    if not path.is_relative_to(dags_folder()):
+        raise LocalflowError(
+            f"{path} is not in the DAGs folder ({dags_folder()}); move it there, or point "
+            "AIRFLOW__CORE__DAGS_FOLDER at its folder."
+        )
+
+
 def load_dags(path: Path) -> tuple[dict, object]:
     """Parse ``path`` as the dag-processor does; return its DAGs by dag_id, and the bag itself.
 
-    A file inside the DAGs folder is parsed as part of the ``dags-folder`` bundle, so the bag can stand
-    in for dag.test()'s own parse of the whole bundle.
+    The file is parsed as part of the ``dags-folder`` bundle, so the bag can stand in for dag.test()'s own
+    parse of the whole bundle.
     """
-    from airflow.dag_processing.dagbag import BundleDagBag, DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bundle_path = dags_folder()
-    if path.is_relative_to(bundle_path):
-        bag = BundleDagBag(
-            dag_folder=str(path), bundle_path=bundle_path, bundle_name="dags-folder", safe_mode=False
-        )
-    else:
-        bag = DagBag(dag_folder=str(path), safe_mode=False, include_examples=False)
+    bag = BundleDagBag(
+        dag_folder=str(path), bundle_path=dags_folder(), bundle_name="dags-folder", safe_mode=False
+    )
     if bag.import_errors:
         error = next(iter(bag.import_errors.values())).strip().splitlines()[-1]
         raise LocalflowError(f"{path.name} failed to import: {error}")
@@ -165,13 +170,14 @@ def run(path: Path, dag_id: str | None = None, task_id: str | None = None, *, st
         import airflow.sdk  # noqa: F401
         from airflow.dag_processing import dagbag  # noqa: F401
 
+        require_in_dags_folder(path)
         ensure_database()
         debug.make_context_inspectable()
     dags, bag = load_dags(path)  # traced: breakpoints in the DAG file's top level are hit
     dag = choose(dags, dag_id or None, path)
     if task_id:
         dag = only_task(dag, task_id)
-    if stock or not getattr(bag, "bundle_path", None):
+    if stock:
         return dag.test()
     with fast(bag):
         return dag.test()

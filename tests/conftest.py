@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import secrets, settings
+from localflow import secrets, settings, warm_runner
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_SERVER_URL = os.environ.get(
@@ -115,13 +115,17 @@ def postgres() -> Iterator[PostgresDatabases]:
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def migrated_env(
     request: pytest.FixtureRequest, postgres: PostgresDatabases, tmp_path_factory
-) -> dict[str, str]:
-    """An Airflow environment on a migrated throwaway database, once per backend."""
+) -> Iterator[dict[str, str]]:
+    """An Airflow environment on a migrated throwaway database, once per backend.
+
+    F5 runs in it start a warm runner (localflow/warm_runner.py): stopped here, before the database goes.
+    """
     home = tmp_path_factory.mktemp(f"airflow-{request.param}")
     url = postgres.create() if request.param == "postgres" else None
     env = airflow_environment(home, url)
     run_airflow(env, "db", "migrate")
-    return env
+    yield env
+    warm_runner.stop(env, str(REPO))
 
 
 def free_port() -> int:

@@ -377,3 +377,36 @@ class DapClient:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+# --- what a user checks at a stop ---------------------------------------------------------------
+
+STOP_TIMEOUT = 240.0  # F5 to the stop takes seconds; the margin is for a busy 2-core CI machine
+EXPAND_TIMEOUT = 60.0  # a hang on context (apache/airflow#51861) fails here instead of waiting forever
+
+
+def line_of(path: Path, text: str) -> int:
+    """The line number of the only line of ``path`` that contains ``text``."""
+    lines = [number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line]
+    assert len(lines) == 1, f"{text!r} is on lines {lines} of {path}"
+    return lines[0]
+
+
+def check_stop(
+    client: DapClient, path: Path, line: int, variable: str, expected: str, *, stopped: dict | None = None
+) -> dict:
+    """Wait for the stop (unless given its event); assert where it is and a local's value; expand
+    everything; continue; return the scopes."""
+    stopped = stopped or client.wait_event("stopped", STOP_TIMEOUT)
+    assert stopped["reason"] == "breakpoint", stopped
+    frame = client.top_frame(stopped["threadId"])
+    assert (Path(frame["source"]["path"]).resolve(), frame["line"]) == (path.resolve(), line)
+    started = time.monotonic()
+    scopes = client.expand_all(frame["id"], depth=3, timeout=EXPAND_TIMEOUT)
+    assert time.monotonic() - started < EXPAND_TIMEOUT
+    local = {item["name"]: item for item in scopes["Locals"]}
+    assert expected in local[variable]["value"], local[variable]
+    # Clear the breakpoint, as a user does once done, so the run goes to the end.
+    client.request("setBreakpoints", {"source": {"path": str(path)}, "breakpoints": []})
+    client.request("continue", {"threadId": stopped["threadId"]})
+    return scopes

@@ -43,6 +43,12 @@ def unreachable_postgres(workspace: Path, env: dict) -> None:
     )
 
 
+def dag_file_outside_dags_folder(workspace: Path, env: dict) -> None:
+    """A DAG file saved next to the DAGs folder instead of in it."""
+    with_env(VALID_ENV)(workspace, env)
+    (workspace / "stray_dag.py").write_text((workspace / "dags" / "example_etl.py").read_text())
+
+
 def nothing(workspace: Path, env: dict) -> None:
     """Set-up: a fresh workspace."""
 
@@ -84,6 +90,13 @@ CASES = (
         ["dag-test", "dags/no_such_dag.py"],
         1,
         "dags/no_such_dag.py does not exist",
+    ),
+    (
+        "dag-file-outside-dags-folder",
+        dag_file_outside_dags_folder,
+        ["dag-test", "{workspace}/stray_dag.py"],
+        1,
+        "stray_dag.py is not in the DAGs folder",
     ),
     (
         "postgres-unreachable",
@@ -137,7 +150,7 @@ def test_bad_input(tmp_path: Path, setup, args: list[str], code: int, expected: 
     env = stack_environment(workspace, None)
     setup(workspace, env)
     before = snapshot(workspace)
-    result = run(workspace, env, args)
+    result = run(workspace, env, [arg.format(workspace=workspace) for arg in args])
     assert_one_clear_line(result, code, expected)
     assert snapshot(workspace) == before
 

@@ -21,36 +21,10 @@ import pytest
 from localflow import debug
 from localflow.settings import shared_settings
 from tests.conftest import REPO, free_port
-from tests.dap import DapClient, launch_configuration
+from tests.dap import EXPAND_TIMEOUT, STOP_TIMEOUT, DapClient, check_stop, launch_configuration, line_of
 from tests.native_stack import running_stack
 
 LAUNCH_JSON = REPO / ".vscode" / "launch.json"
-STOP_TIMEOUT = 240.0  # F5 to the stop takes seconds; the margin is for a busy 2-core CI machine
-EXPAND_TIMEOUT = 60.0  # a hang on context (apache/airflow#51861) fails here instead of waiting forever
-
-
-def line_of(path: Path, text: str) -> int:
-    """The line number of the only line of ``path`` that contains ``text``."""
-    lines = [number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line]
-    assert len(lines) == 1, f"{text!r} is on lines {lines} of {path}"
-    return lines[0]
-
-
-def check_stop(client: DapClient, path: Path, line: int, variable: str, expected: str) -> dict:
-    """Wait for the stop; assert where it is and a local's value; expand everything; return the scopes."""
-    stopped = client.wait_event("stopped", STOP_TIMEOUT)
-    assert stopped["reason"] == "breakpoint", stopped
-    frame = client.top_frame(stopped["threadId"])
-    assert (Path(frame["source"]["path"]).resolve(), frame["line"]) == (path.resolve(), line)
-    started = time.monotonic()
-    scopes = client.expand_all(frame["id"], depth=3, timeout=EXPAND_TIMEOUT)
-    assert time.monotonic() - started < EXPAND_TIMEOUT
-    local = {item["name"]: item for item in scopes["Locals"]}
-    assert expected in local[variable]["value"], local[variable]
-    # Clear the breakpoint, as a user does once done, so the run goes to the end.
-    client.request("setBreakpoints", {"source": {"path": str(path)}, "breakpoints": []})
-    client.request("continue", {"threadId": stopped["threadId"]})
-    return scopes
 
 
 class LaunchCase(NamedTuple):
