@@ -303,13 +303,15 @@ def relay(session: socket.socket, pid: int) -> int:
 
 def client_main(argv: list[str]) -> int:
     """Run ``python ARGV`` in the warm runner, or directly when it cannot."""
-    if os.environ.get(WARM_RUNNER, "").strip().lower() in OFF or not hasattr(socket, "send_fds"):
+    if not hasattr(socket, "send_fds"):  # Windows: no file descriptors to pass
         run_directly(argv)
     try:
         from localflow import bootstrap
 
         if not bootstrap.in_prepared_environment():
             raise Unavailable("this interpreter is not the workspace's")
+        if airflow_environment(dict(os.environ)).get(WARM_RUNNER, "").strip().lower() in OFF:  # .env too
+            run_directly(argv)
         session, pid = open_session(argv)
     except Exception as error:  # the run itself must happen whatever went wrong here
         from localflow.errors import LocalflowError

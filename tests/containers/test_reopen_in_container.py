@@ -134,6 +134,21 @@ def test_dag_tests_pass(stack: Stack):
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2000:]
 
 
+def test_f5_runs_forked_from_the_warm_runner_in_the_editor(stack: Stack):
+    """What F5 starts in the editor (launch.json's pythonArgs, without the debugger): the first run starts
+    the warm runner, the next one is forked from it, and both succeed on the stack's PostgreSQL."""
+    command = ("python", "-m", "localflow.warm_runner", "-m", "localflow", "dag-test", "dags/example_etl.py")
+    try:
+        for expected_start in (True, False):
+            result = stack.exec(*command, timeout=300)
+            assert "example_etl finished: success" in result.stdout, result.stdout[-2000:]
+            assert ("starting the warm debug runner" in result.stderr) == expected_start, result.stderr[
+                -2000:
+            ]
+    finally:
+        stack.exec("python", "-m", "localflow.warm_runner", "--stop", check=False)
+
+
 def test_rest_dag_run_succeeds_on_the_published_port(stack: Stack, finished_run: dict):
     """A run triggered through the REST API on 127.0.0.1 (admin, generated password) succeeds."""
     assert finished_run["state"] == "success"
