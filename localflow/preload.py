@@ -55,6 +55,21 @@ COMPONENT_MODULES = (
     "asyncpg",
     "psycopg2.extras",
     "pygments.lexers",
+    # Imported later by every component (the plugin check, the migration check, logging, the scheduler's
+    # callbacks and queues): measured with their `sys.modules` at idle after a DAG run.
+    "airflow.callbacks.database_callback_sink",
+    "airflow.dag_processing.bundles.local",
+    "airflow.migrations.utils",
+    "airflow.sdk._shared.logging.remote",
+    "airflow.sdk.bases.operatorlink",
+    "airflow.sdk.bases.skipmixin",
+    "airflow.serialization.definitions.mappedoperator",
+    "alembic.command",
+    "alembic.config",
+    "encodings.idna",
+    "multiprocessing.popen_fork",
+    "multiprocessing.queues",
+    "multiprocessing.synchronize",
 )
 
 
@@ -65,6 +80,17 @@ def preload() -> None:
     """
     for module in COMPONENT_MODULES:
         importlib.import_module(module)
+    from airflow.cli import cli_parser
+    from airflow.models import import_all_models
+    from sqlalchemy.orm import configure_mappers
+
+    # What each component would otherwise build for itself on first use, shared instead: SQLAlchemy
+    # configures the ORM mappers of every model at the first query (measured: 27 MB PSS less for the
+    # stack when done here), and `airflow` builds its command-line parser (cached) before it runs.
+    # Neither connects to the database.
+    import_all_models()
+    configure_mappers()
+    cli_parser.get_parser()
     gc.collect()
     gc.freeze()
 
