@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         return watcher.main(args)
 
     commands = {
-        "up": lambda: stack.supervise() if args == [stack.SUPERVISE] else stack.up(),
+        "up": lambda: stack.supervise(args[1:]) if args[:1] == [stack.SUPERVISE] else stack.up(),
         "init": stack.init_container,
         "secrets": lambda: secrets.main(args),
         "dag-test": dag_test,
