@@ -96,7 +96,10 @@ def preload() -> None:
 
 
 class ForkedProcess:
-    """A forked component, with the part of ``subprocess.Popen``'s interface the supervisor uses."""
+    """A child process by PID, with the part of ``subprocess.Popen``'s interface the supervisor uses.
+
+    A forked component, or any component the supervisor adopted after re-executing itself (same PID).
+    """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
