@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localflow import preload, secrets, settings, settings_check
+from localflow import preload, rest, secrets, settings, settings_check
 from localflow.errors import LocalflowError
 from localflow.stopping import StopRequest
 
@@ -123,6 +123,17 @@ def health(env: Mapping[str, str], timeout: float = 2.0) -> dict | None:
             return json.load(response)
     except (OSError, ValueError, urllib.error.URLError):
         return None
+
+
+def warm_up_execution_api(env: Mapping[str, str], timeout: float = 300) -> None:
+    """Make the api-server build its Execution API now, before anyone waits on it.
+
+    Airflow builds the API's versioned routes on its first request, about 2 s during which the single
+    api-server worker answers nothing else: the first task, or the dag watcher's first reparse request,
+    would wait. The stack is up when it can run a task.
+    """
+    with contextlib.suppress(OSError):
+        rest.request_json(f"{settings.api_url(env)}/execution/health", timeout=timeout)
 
 
 def is_healthy(document: dict | None) -> bool:
@@ -343,6 +354,7 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
             stack.supervise_once()
             time.sleep(0.5)
         if not stopping:
+            warm_up_execution_api(env)
             print(
                 f"\nAirflow is up: {settings.api_url(env)}\n"
                 f"  log in as {settings.ADMIN_USER!r} with the password in .env ({secrets.ADMIN_PASSWORD});\n"
