@@ -73,10 +73,14 @@ def test_components_share_memory_and_the_supervisor_sheds_airflow(tmp_path, post
         killed.kill()
 
         def restarted() -> bool:
-            return any(
-                "dag-processor" in " ".join(child.cmdline()) and child.pid != killed.pid
-                for child in supervisor.children()
-            )
+            for child in supervisor.children():
+                try:
+                    command = " ".join(child.cmdline())
+                except psutil.NoSuchProcess:  # the killed one, until the supervisor reaps it (a zombie)
+                    continue
+                if "dag-processor" in command and child.pid != killed.pid:
+                    return True
+            return False
 
         wait_for(restarted, 60, f"dag-processor not restarted:\n{stack.output()}")
         stack.wait_healthy()
