@@ -1,4 +1,4 @@
-"""One JSON request to Airflow's REST API, standard library only: shared by the watcher and the tests."""
+"""One JSON request to Airflow's REST API, standard library only: shared by the watcher, `up` and the tests."""
 
 from __future__ import annotations
 
@@ -29,3 +29,14 @@ def request_json(
         return status, json.loads(body or b"{}")
     except ValueError:
         return status, {"detail": body.decode(errors="replace")}
+
+
+def warm_up_execution_api(base_url: str, timeout: float = 300) -> int:
+    """Make the api-server build its Execution API now, before a task or a reparse request waits on it.
+
+    Airflow builds the API's versioned routes on its first request: about 2 s during which the single
+    api-server worker answers nothing else, 20 s on a busy 2-core machine, longer than a task's client
+    waits (it gives up, and the try fails until its retry 5 min later). Returns the status; network
+    errors (OSError) propagate.
+    """
+    return request_json(f"{base_url}/execution/health", timeout=timeout)[0]

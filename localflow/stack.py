@@ -125,17 +125,6 @@ def health(env: Mapping[str, str], timeout: float = 2.0) -> dict | None:
         return None
 
 
-def warm_up_execution_api(env: Mapping[str, str], timeout: float = 300) -> None:
-    """Make the api-server build its Execution API now, before anyone waits on it.
-
-    Airflow builds the API's versioned routes on its first request, about 2 s during which the single
-    api-server worker answers nothing else: the first task, or the dag watcher's first reparse request,
-    would wait. The stack is up when it can run a task.
-    """
-    with contextlib.suppress(OSError):
-        rest.request_json(f"{settings.api_url(env)}/execution/health", timeout=timeout)
-
-
 def is_healthy(document: dict | None) -> bool:
     """True when the database and every component report healthy."""
     return bool(document) and all((document.get(key) or {}).get("status") == "healthy" for key in HEALTH_KEYS)
@@ -354,7 +343,8 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
             stack.supervise_once()
             time.sleep(0.5)
         if not stopping:
-            warm_up_execution_api(env)
+            with contextlib.suppress(OSError):  # the stack is up when it can run a task
+                rest.warm_up_execution_api(settings.api_url(env))
             print(
                 f"\nAirflow is up: {settings.api_url(env)}\n"
                 f"  log in as {settings.ADMIN_USER!r} with the password in .env ({secrets.ADMIN_PASSWORD});\n"

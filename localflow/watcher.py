@@ -294,15 +294,11 @@ class AirflowApi:
                 return tokens
 
     def warm_up(self) -> None:
-        """Answer the execution API's first request now, not during the first task.
-
-        The api-server builds the execution API on its first request: 20 s on a busy 2-core machine,
-        longer than a task's client waits (it gives up, and the try fails until its retry 5 min later).
-        """
+        """Answer the execution API's first request now, not during the first task (``rest``)."""
         started = time.monotonic()
         try:
-            status, _ = self._send("GET", "/execution/health", None, token=None, timeout=300)
-        except ApiError as error:
+            status = rest.warm_up_execution_api(self.base_url)
+        except OSError as error:
             log(f"execution API warm-up failed: {error}")
         else:
             log(f"execution API warmed up ({status}) in {time.monotonic() - started:.1f} s")
