@@ -32,9 +32,10 @@ def dags_folder() -> Path:
 
 def require_in_dags_folder(path: Path) -> None:
     """dag.test() runs only DAGs of a bundle (elsewhere it fails with "the dag is not serialized")."""
-    if not path.is_relative_to(dags_folder()):
+    folder = dags_folder()
+    if not path.is_relative_to(folder):
         raise LocalflowError(
-            f"{path} is not in the DAGs folder ({dags_folder()}); move it there, or point "
+            f"{path} is not in the DAGs folder ({folder}); move it there, or point "
             "AIRFLOW__CORE__DAGS_FOLDER at its folder."
         )
 

@@ -18,6 +18,9 @@ ENV_FILE_NAME = ".env"
 STATE_DIR_NAME = ".airflow"  # AIRFLOW_HOME of native runs: database, logs, generated passwords file
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
 ADMIN_USER = "admin"
+# What turns a localflow switch off (LOCALFLOW_PRELOAD, LOCALFLOW_WARM_RUNNER). debug.py keeps its own
+# copy: it is loaded in every task process, which must not import this module's dotenv.
+OFF_WORDS = frozenset({"0", "false", "no", "off"})
 # Set by the image: the lock is installed system-wide and compose provides the Airflow environment.
 IN_CONTAINER = os.environ.get("LOCALFLOW_CONTAINER") == "1"
 

@@ -202,7 +202,7 @@ class NativeStack:
 
         This process's environment must be ``self.env``: ``up`` starts the supervisor with it.
         """
-        if self.env.get(PRELOAD, "on").lower() not in {"off", "0", "false", "no"}:
+        if self.env.get(PRELOAD, "on").lower() not in settings.OFF_WORDS:
             preload.preload()
             self.preloaded = True
 

@@ -35,13 +35,13 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 WARM_RUNNER = "LOCALFLOW_WARM_RUNNER"
 IDLE = "LOCALFLOW_WARM_RUNNER_IDLE"
 DEFAULT_IDLE = 1800.0
 START_TIMEOUT = 120.0
-OFF = {"0", "false", "no", "off"}
 PACKAGE = Path(__file__).resolve().parent
 HEADER = struct.Struct("!I")  # length of the JSON message that follows
 STDIO = (0, 1, 2)
@@ -131,13 +131,16 @@ def _stat(path: Path) -> tuple[str, int, int]:
     return (str(path), status.st_mtime_ns, status.st_size)
 
 
-def fingerprint(options: list[str], env: dict[str, str], cwd: str) -> str:
-    """What the runner's imports depend on; a runner with another fingerprint is out of date."""
+def fingerprint(options: list[str], airflow_env: dict[str, str], cwd: str) -> str:
+    """What the runner's imports depend on; a runner with another fingerprint is out of date.
+
+    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``).
+    """
     import site
 
     settings = {
         key: value
-        for key, value in airflow_environment(env).items()
+        for key, value in airflow_env.items()
         if key.startswith(("AIRFLOW", "LOCALFLOW", "PYTHONPATH")) and not key.startswith(WARM_RUNNER)
     }
     package_dirs = [*site.getsitepackages(), site.getusersitepackages()]
@@ -162,9 +165,12 @@ def runtime_dir() -> Path:
     return folder
 
 
-def runner_paths(env: dict[str, str], cwd: str) -> tuple[Path, Path]:
-    """The socket and log of the runner for this interpreter, working folder and Airflow home."""
-    home = airflow_environment(env).get("AIRFLOW_HOME", "")
+def runner_paths(airflow_env: dict[str, str], cwd: str) -> tuple[Path, Path]:
+    """The socket and log of the runner for this interpreter, working folder and Airflow home.
+
+    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``).
+    """
+    home = airflow_env.get("AIRFLOW_HOME", "")
     key = hashlib.sha256(f"{sys.executable}\0{os.path.realpath(cwd)}\0{home}".encode()).hexdigest()[:16]
     folder = runtime_dir()
     return folder / f"{key}.sock", folder / f"{key}.log"
@@ -255,16 +261,17 @@ def start_runner(options: list[str], socket_path: Path, log_path: Path, expected
     raise Unavailable(f"the runner did not start within {START_TIMEOUT:.0f} s (log: {log_path})")
 
 
-def open_session(argv: list[str]) -> tuple[socket.socket, int]:
+def open_session(argv: list[str], airflow_env: dict[str, str]) -> tuple[socket.socket, int]:
     """Connect to an up-to-date runner (starting or replacing it) and hand it this command line.
 
-    Returns the connection, on which the run's exit status arrives, and the run's PID.
+    Returns the connection, on which the run's exit status arrives, and the run's PID. The run gets this
+    process's own environment; ``airflow_env`` (localflow's settings applied) only picks the runner.
     """
     options = runner_options(split_command(argv)[0])
-    env, cwd = dict(os.environ), os.getcwd()
-    expected = fingerprint(options, env, cwd)
-    socket_path, log_path = runner_paths(env, cwd)
-    request = {"fingerprint": expected, "argv": argv, "env": env, "cwd": cwd}
+    cwd = os.getcwd()
+    expected = fingerprint(options, airflow_env, cwd)
+    socket_path, log_path = runner_paths(airflow_env, cwd)
+    request = {"fingerprint": expected, "argv": argv, "env": dict(os.environ), "cwd": cwd}
     for _attempt in range(2):
         client = connect(socket_path) or start_runner(options, socket_path, log_path, expected)
         send_message(client, request, STDIO)
@@ -310,9 +317,12 @@ def client_main(argv: list[str]) -> int:
 
         if not bootstrap.in_prepared_environment():
             raise Unavailable("this interpreter is not the workspace's")
-        if airflow_environment(dict(os.environ)).get(WARM_RUNNER, "").strip().lower() in OFF:  # .env too
+        from localflow import settings
+
+        airflow_env = airflow_environment(dict(os.environ))  # .env read once, here
+        if airflow_env.get(WARM_RUNNER, "").strip().lower() in settings.OFF_WORDS:
             run_directly(argv)
-        session, pid = open_session(argv)
+        session, pid = open_session(argv, airflow_env)
     except Exception as error:  # the run itself must happen whatever went wrong here
         from localflow.errors import LocalflowError
 
@@ -390,7 +400,9 @@ def serve(socket_path: Path, own_fingerprint: str) -> int:
                 last_activity = time.monotonic()
 
 
-def answer(connection: socket.socket, own_fingerprint: str, listener: socket.socket, retire) -> int | None:
+def answer(
+    connection: socket.socket, own_fingerprint: str, listener: socket.socket, retire: Callable[[str], None]
+) -> int | None:
     """Handle one request: fork a session for a run (its PID), 0 for a bad request, None to exit."""
     fds: list[int] = []
     try:
@@ -505,7 +517,7 @@ def run_command(request: dict, fds: list[int]) -> int:
 
 def stop(env: dict[str, str], cwd: str) -> bool:
     """Ask the runner of this environment to exit; False if none was running."""
-    socket_path, _log = runner_paths(env, cwd)
+    socket_path, _log = runner_paths(airflow_environment(env), cwd)
     client = connect(socket_path)
     if client is None:
         return False

@@ -79,12 +79,8 @@ def probe(tmp_path_factory) -> Probe:
     warm_runner.stop(env, str(REPO))
 
 
-def f5(probe: Probe, log: Path, *, expected: str | None, extra_env: dict[str, str] | None = None) -> dict:
-    """Press F5 on the probe DAG; with ``expected``, stop at the breakpoint and check ``result``.
-
-    Returns the debuggee's ``exited`` event body, with the PID of the process that ran the DAG ("pid")
-    and of the runner it was forked from ("runner", None when it ran directly).
-    """
+def probe_config(probe: Probe, extra_env: dict[str, str] | None = None) -> dict:
+    """launch.json's "debug this DAG file", as VS Code resolves it with the probe DAG open."""
     config = launch_configuration(
         REPO / ".vscode" / "launch.json",
         "Airflow: debug this DAG file",
@@ -93,6 +89,16 @@ def f5(probe: Probe, log: Path, *, expected: str | None, extra_env: dict[str, st
         python=sys.executable,
     )
     config["env"] = {**probe.env, **(extra_env or {})}
+    return config
+
+
+def f5(probe: Probe, log: Path, *, expected: str | None, extra_env: dict[str, str] | None = None) -> dict:
+    """Press F5 on the probe DAG; with ``expected``, stop at the breakpoint and check ``result``.
+
+    Returns the debuggee's ``exited`` event body, with the PID of the process that ran the DAG ("pid")
+    and of the runner it was forked from ("runner", None when it ran directly).
+    """
+    config = probe_config(probe, extra_env)
     line = line_of(probe.dag_file, BREAKPOINT_TEXT)
     with DapClient(python=sys.executable, log=log) as client:
         client.start(config, {probe.dag_file: [line]} if expected else {})
@@ -173,10 +179,7 @@ def test_later_runs_are_forked_and_see_edited_helpers(probe: Probe, tmp_path):
 def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
     """The DAG runs in a fork of the runner, not in a process the launcher started."""
     probe.set_helper("forked")
-    config = launch_configuration(
-        REPO / ".vscode" / "launch.json", "Airflow: debug this DAG file", workspace=REPO, file=probe.dag_file
-    )
-    config["env"] = probe.env
+    config = probe_config(probe)
     line = line_of(probe.dag_file, BREAKPOINT_TEXT)
     with DapClient(python=sys.executable, log=tmp_path / "debuggee.log") as client:
         client.start(config, {probe.dag_file: [line]})
@@ -265,7 +268,7 @@ def test_run_without_debugging_and_idle_exit(tmp_path):
     (plugins / "probe_helper.py").write_text(HELPER.format(value="no debugger"))
     dag_file = dags / "warm_runner_probe.py"
     dag_file.write_text(PROBE_DAG)
-    socket_path, _log = warm_runner.runner_paths(env, str(REPO))
+    socket_path, _log = warm_runner.runner_paths(warm_runner.airflow_environment(env), str(REPO))
     command = [sys.executable, "-m", "localflow.warm_runner", "-m", "localflow", "dag-test", str(dag_file)]
     run = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
