@@ -63,11 +63,8 @@ def measure(stack: Stack, config: str, idle: float) -> dict[str, float]:
     stack.compose(*files, "up", "--wait", "--wait-timeout", "600", *scale, timeout=900)
     token = stack.token()
     stack.wait_for_dags(token, (DAG_ID,))
-    stack.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, token)
     for _ in range(2):
-        status, body = stack.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None}, token)
-        assert status == 200, body
-        assert stack.wait_for_run(token, DAG_ID, body["dag_run_id"])["state"] == "success"
+        assert stack.run_dag(token, DAG_ID)["state"] == "success"
     time.sleep(idle)
     output = stack.engine.docker("stats", "--no-stream", "--format", "{{json .}}").stdout
     prefix = f"{stack.project}-"

@@ -388,6 +388,14 @@ class Stack:
             assert time.monotonic() < deadline, f"DAGs missing after {timeout} s: {set(dag_ids) - found}"
             time.sleep(2)
 
+    def run_dag(self, token: str, dag_id: str) -> dict:
+        """Unpause ``dag_id``, trigger a run through the REST API and wait until it finished; return it."""
+        status, body = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, token)
+        assert status == 200, body
+        status, body = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token)
+        assert status == 200, body
+        return self.wait_for_run(token, dag_id, body["dag_run_id"])
+
     def wait_for_run(self, token: str, dag_id: str, run_id: str, timeout: float = 240) -> dict:
         """Poll a DAG run until it finishes; return it."""
         deadline = time.monotonic() + timeout

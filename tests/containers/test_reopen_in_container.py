@@ -59,11 +59,7 @@ def token(stack: Stack) -> str:
 def finished_run(stack: Stack, token: str) -> dict:
     """A run of example_etl triggered through the REST API, waited for until it finished."""
     stack.wait_for_dags(token, (DAG_ID,))
-    status, body = stack.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, token)
-    assert status == 200, body
-    status, body = stack.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None}, token)
-    assert status == 200, body
-    return stack.wait_for_run(token, DAG_ID, body["dag_run_id"])
+    return stack.run_dag(token, DAG_ID)
 
 
 @pytest.fixture(scope="module")
