@@ -21,6 +21,8 @@ import pytest
 from localflow import secrets, settings, warm_runner
 
 REPO = Path(__file__).resolve().parent.parent
+# The example DAGs (file name = dag_id), which every way of running the workspace must show.
+EXAMPLE_DAGS = tuple(sorted(path.stem for path in (REPO / "dags").glob("example_*.py")))
 POSTGRES_SERVER_URL = os.environ.get(
     "LOCALFLOW_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432"
 )

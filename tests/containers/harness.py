@@ -29,7 +29,6 @@ DESKTOP_UID = 1000  # the first user of a Linux desktop, who owns the clone
 DEFAULT_PORT = 8080
 # Services that run once and exit 0; every other service of the compose file must become healthy.
 ONE_SHOT = ("airflow-init",)
-EXAMPLE_DAGS = tuple(sorted(path.stem for path in (REPO / "dags").glob("example_*.py")))
 # Stacks that are up right now: the failure hook prints their state and logs.
 ACTIVE_STACKS: list[Stack] = []
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from localflow import secrets
-from tests.containers.harness import EXAMPLE_DAGS, DesktopUser, Engine, Stack, stack_on_fresh_copy
+from tests.conftest import EXAMPLE_DAGS
+from tests.containers.harness import DesktopUser, Engine, Stack, stack_on_fresh_copy
 
 pytestmark = pytest.mark.containers
 

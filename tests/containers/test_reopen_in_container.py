@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from localflow import secrets
+from tests.conftest import EXAMPLE_DAGS
 from tests.containers.harness import (
-    EXAMPLE_DAGS,
     DesktopUser,
     Engine,
     Stack,

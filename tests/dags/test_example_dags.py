@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import EXAMPLE_DAGS
 from tests.native_stack import run_localflow
-
-EXAMPLE_DAGS = sorted(path.stem for path in (REPO / "dags").glob("example_*.py"))
 
 
 @pytest.mark.parametrize("dag_id", EXAMPLE_DAGS)

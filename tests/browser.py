@@ -1,0 +1,102 @@
+"""A real headless Chromium, driven through its ChromeDriver (Selenium), for the tests of Airflow's UI.
+
+No browser is downloaded: the tests use the Chromium and ChromeDriver installed on the machine (Debian's
+``chromium`` and ``chromium-driver`` packages; ``.ci/run`` installs them), or the ones named by
+``LOCALFLOW_CHROMIUM`` and ``LOCALFLOW_CHROMEDRIVER``. A wait that times out fails with what the page
+showed and a screenshot, so a red UI test can be read without running it again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+# Headless, and quiet on a machine without internet: without the background-networking flags Chromium
+# keeps opening connections that a closed network refuses. No sandbox: CI runs as root.
+CHROMIUM_ARGUMENTS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+)
+
+
+def _installed(variable: str, names: tuple[str, ...]) -> str | None:
+    if os.environ.get(variable):
+        return os.environ[variable]
+    return next(filter(None, map(shutil.which, names)), None)
+
+
+class Browser:
+    """One browser window; waits that fail say what the page showed instead."""
+
+    def __init__(self, driver: webdriver.Chrome, artifacts: Path) -> None:
+        self.driver = driver
+        self.artifacts = artifacts
+
+    def open(self, url: str) -> None:
+        """Load ``url``."""
+        self.driver.get(url)
+
+    @property
+    def url(self) -> str:
+        """The address the page is at now."""
+        return self.driver.current_url
+
+    def text(self) -> str:
+        """The page's visible text."""
+        return self.driver.find_element(By.TAG_NAME, "body").text
+
+    def wait_for(self, xpath: str, what: str, timeout: float = 60) -> WebElement:
+        """The visible element at ``xpath`` (``what`` it is, for the failure message)."""
+        try:
+            return WebDriverWait(self.driver, timeout).until(
+                expected_conditions.visibility_of_element_located((By.XPATH, xpath))
+            )
+        except TimeoutException:
+            screenshot = self.artifacts / "page.png"
+            self.driver.save_screenshot(str(screenshot))
+            raise AssertionError(
+                f"{what} not shown within {timeout} s at {self.url} (screenshot: {screenshot}). "
+                f"The page shows:\n{self.text()}"
+            ) from None
+
+
+@contextmanager
+def chromium(artifacts: Path) -> Iterator[Browser]:
+    """A headless Chromium for the block; ``artifacts`` receives a screenshot when a wait fails."""
+    chromedriver = _installed("LOCALFLOW_CHROMEDRIVER", ("chromedriver",))
+    binary = _installed("LOCALFLOW_CHROMIUM", CHROMIUM_NAMES)
+    if not chromedriver or not binary:
+        pytest.fail(
+            "the UI tests need Chromium and its ChromeDriver: install them (Debian and Ubuntu: "
+            "apt-get install chromium chromium-driver) or set LOCALFLOW_CHROMIUM and LOCALFLOW_CHROMEDRIVER"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in CHROMIUM_ARGUMENTS:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    try:
+        yield Browser(driver, artifacts)
+    finally:
+        driver.quit()
