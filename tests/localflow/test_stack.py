@@ -34,6 +34,7 @@ def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
         assert f"(database: {'postgresql+psycopg2' if backend == 'postgres' else 'sqlite'})" in stack.output()
         output = stack.output()
         assert stack.url in output and "log in as 'admin'" in output
+        assert "[warning" not in output  # nothing but its own lines between the user and the UI address
         health = stack.request("GET", "/api/v2/monitor/health", token=None)[1]
         assert {
             health[key]["status"] for key in ("metadatabase", "scheduler", "triggerer", "dag_processor")
