@@ -80,6 +80,22 @@ class Browser:
                 f"The page shows:\n{self.text()}"
             ) from None
 
+    # --- Airflow's pages, as a user goes through them ---------------------------------------------------
+
+    def log_in(self, username: str, password: str) -> None:
+        """Fill in Airflow's login form and sign in."""
+        for name, value in (("username", username), ("password", password)):
+            field = self.wait_for(f"//input[@name='{name}']", f"the {name} field of the login form")
+            field.clear()
+            field.send_keys(value)
+        self.wait_for("//button[normalize-space()='Sign in']", "the Sign in button").click()
+
+    def wait_for_dag_list(self, dag_ids: tuple[str, ...]) -> None:
+        """The DAG list (the page must be open) shows exactly ``dag_ids``."""
+        for dag_id in dag_ids:
+            self.wait_for(f"//a[normalize-space()='{dag_id}']", f"{dag_id} in the DAG list")
+        self.wait_for(f"//*[normalize-space()='{len(dag_ids)} Dags']", f"{len(dag_ids)} DAGs in the list")
+
 
 @contextmanager
 def chromium(artifacts: Path) -> Iterator[Browser]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from localflow import secrets
+from tests.browser import chromium
 from tests.conftest import EXAMPLE_DAGS
 from tests.containers.harness import (
     DesktopUser,
@@ -148,6 +149,16 @@ def test_f5_runs_forked_from_the_warm_runner_in_the_editor(stack: Stack):
 def test_rest_dag_run_succeeds_on_the_published_port(stack: Stack, finished_run: dict):
     """A run triggered through the REST API on 127.0.0.1 (admin, generated password) succeeds."""
     assert finished_run["state"] == "success"
+
+
+def test_ui_logs_in_on_the_published_port(stack: Stack, token: str, tmp_path: Path):
+    """The Airflow UI (the port VS Code forwards as "Airflow UI") takes the admin and the generated
+    password, in a real headless Chromium, and lists every example DAG."""
+    stack.wait_for_dags(token, EXAMPLE_DAGS)
+    with chromium(tmp_path) as browser:
+        browser.open(f"http://127.0.0.1:{stack.port}/dags")
+        browser.log_in("admin", stack.secret_values()[secrets.ADMIN_PASSWORD])
+        browser.wait_for_dag_list(EXAMPLE_DAGS)
 
 
 def test_task_log_is_readable_through_the_api(stack: Stack, token: str, finished_run: dict):
