@@ -28,22 +28,8 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
 
 
 def _lock() -> int:
-    common = ["--universal", "--python-version", "3.10", "--quiet"]
-    uv = [sys.executable, "-m", "uv", "pip", "compile"]
-    for command in (
-        [*uv, "pyproject.toml", *common, "-o", "requirements.txt"],
-        [
-            *uv,
-            "--group",
-            "pyproject.toml:dev",
-            *common,
-            "-c",
-            "requirements.txt",
-            "-o",
-            "requirements-dev.txt",
-        ],
-    ):
-        subprocess.run(command, cwd=bootstrap.WORKSPACE, check=True)
+    for lock_file in bootstrap.LOCK_FILES:
+        subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
     return 0
 
 

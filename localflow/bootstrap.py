@@ -18,6 +18,12 @@ from pathlib import Path
 WORKSPACE = Path(__file__).resolve().parent.parent
 VENV = WORKSPACE / ".venv"
 LOCK_FILES = ("requirements.txt", "requirements-dev.txt")
+# What each lock file is compiled from (pyproject.toml): the runtime dependencies, then the dev group
+# constrained by the runtime lock, so that a package in both has one pin.
+LOCK_INPUTS = {
+    "requirements.txt": ("pyproject.toml",),
+    "requirements-dev.txt": ("--group", "pyproject.toml:dev", "-c", "requirements.txt"),
+}
 UV_VERSION = (
     "0.13.9"  # installs the lock in ~2 s; pip needs ~50 s of backtracking without Airflow's constraints
 )
@@ -42,6 +48,17 @@ def uv_requirement() -> str:
         if line.startswith("uv=="):
             return line.split(";")[0].strip()
     raise SystemExit("localflow: requirements-dev.txt pins no uv; run `python -m localflow lock`.")
+
+
+def compile_command(lock_file: str, output: Path | str) -> list[str]:
+    """``uv pip compile`` of ``lock_file`` into ``output``: universal, for Linux on Python 3.10 to 3.13.
+
+    uv keeps the pins already in ``output``, so only a changed input changes the result.
+    """
+    return [
+        sys.executable, "-m", "uv", "pip", "compile", *LOCK_INPUTS[lock_file],
+        "--universal", "--python-version", "3.10", "--quiet", "-o", str(output),
+    ]  # fmt: skip
 
 
 def _lock_digest() -> str:
