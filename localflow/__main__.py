@@ -21,6 +21,8 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
   dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
                       [--dag-id ID] picks one DAG of the file, [--task-id ID] one task (and its upstream)
   watch [--check]     reparse saved DAG files at once (a component of `up` and of compose)
+  airflow ARGS        Airflow's own CLI on this workspace: its database, DAGs folder and .env's secrets
+                      (python -m localflow airflow dags list, ... connections add, ... tasks test)
   bench [ARGS]        benchmark the native stack, Airflow's stock settings against ours (benchmarks/stack.py)
   rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
   lock                recompile requirements.txt and requirements-dev.txt from pyproject.toml
@@ -50,6 +52,12 @@ def main(argv: list[str]) -> int:
         os.environ.update(settings.current_environment())
         return dagtest.main(args)
 
+    def airflow() -> int:
+        # Not a bare `airflow`, which natively knows nothing of this workspace (~/airflow, its own
+        # database) and, without .env's Fernet key, would store connection passwords in plain text.
+        env = {**secrets.load(settings.WORKSPACE), **settings.current_environment()}
+        return subprocess.call(stack.airflow_command(*args), env=env)
+
     def watch() -> int:
         from localflow import watcher
 
@@ -61,6 +69,7 @@ def main(argv: list[str]) -> int:
         "secrets": lambda: secrets.main(args),
         "dag-test": dag_test,
         "watch": watch,
+        "airflow": airflow,
         "bench": lambda: subprocess.call(
             [sys.executable, "-m", "benchmarks.stack", *args], cwd=bootstrap.WORKSPACE
         ),

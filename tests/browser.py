@@ -66,12 +66,16 @@ class Browser:
         """The page's visible text."""
         return self.driver.find_element(By.TAG_NAME, "body").text
 
-    def wait_for(self, xpath: str, what: str, timeout: float = 60) -> WebElement:
-        """The visible element at ``xpath`` (``what`` it is, for the failure message)."""
+    def wait_for(self, xpath: str, what: str, timeout: float = 60, *, clickable: bool = False) -> WebElement:
+        """The visible (and with ``clickable``, enabled) element at ``xpath``; ``what`` it is, for the
+        failure message. A button drawn before its form has loaded is disabled: a click would be lost."""
+        condition = (
+            expected_conditions.element_to_be_clickable
+            if clickable
+            else expected_conditions.visibility_of_element_located
+        )
         try:
-            return WebDriverWait(self.driver, timeout).until(
-                expected_conditions.visibility_of_element_located((By.XPATH, xpath))
-            )
+            return WebDriverWait(self.driver, timeout).until(condition((By.XPATH, xpath)))
         except TimeoutException:
             screenshot = self.artifacts / "page.png"
             self.driver.save_screenshot(str(screenshot))
@@ -88,7 +92,7 @@ class Browser:
             field = self.wait_for(f"//input[@name='{name}']", f"the {name} field of the login form")
             field.clear()
             field.send_keys(value)
-        self.wait_for("//button[normalize-space()='Sign in']", "the Sign in button").click()
+        self.wait_for("//button[normalize-space()='Sign in']", "the Sign in button", clickable=True).click()
 
     def wait_for_dag_list(self, dag_ids: tuple[str, ...]) -> None:
         """The DAG list (the page must be open) shows exactly ``dag_ids``."""

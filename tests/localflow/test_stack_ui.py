@@ -25,6 +25,9 @@ def test_admin_logs_in_sees_the_dags_and_runs_one(tmp_path):
     artifacts.mkdir()
     with running_stack(workspace, None) as stack, chromium(artifacts) as browser:
         password = parse((workspace / ".env").read_text(), ".env")[secrets.ADMIN_PASSWORD]
+        token = stack.token()
+        for dag_id in EXAMPLE_DAGS:  # parsed: what a user who opens the UI a little later finds
+            stack.wait_for_dag(dag_id, token)
         browser.open(f"{stack.url}/dags/example_etl")
 
         # Not logged in: the login form, which refuses a wrong password.
@@ -35,12 +38,16 @@ def test_admin_logs_in_sees_the_dags_and_runs_one(tmp_path):
 
         # The password from .env: back to the page asked for.
         browser.log_in("admin", password)
-        browser.wait_for("//button[@aria-label='Trigger Dag']", "the DAG page of example_etl").click()
-        dialog = browser.wait_for(
-            "//*[@role='dialog'][.//*[normalize-space()='Trigger Dag - example_etl']]", "the trigger dialog"
-        )
+        browser.wait_for(
+            "//button[@aria-label='Trigger Dag']", "the DAG page of example_etl", clickable=True
+        ).click()
         # The dialog unpauses the DAG by default (new DAGs are paused), as a user would leave it.
-        dialog.find_element("xpath", ".//button[normalize-space()='Trigger']").click()
+        browser.wait_for(
+            "//*[@role='dialog'][.//*[normalize-space()='Trigger Dag - example_etl']]"
+            "//button[normalize-space()='Trigger']",
+            "the Trigger button of the trigger dialog",
+            clickable=True,
+        ).click()
 
         # The UI opens the new run and shows it, and each of its three tasks, succeed.
         run_id = browser.wait_for("//h2[starts-with(normalize-space(), 'manual__')]", "the new run").text
@@ -53,7 +60,6 @@ def test_admin_logs_in_sees_the_dags_and_runs_one(tmp_path):
         task_succeeded = "//td[@data-testid='table-cell-state'][normalize-space()='Success']"
         browser.wait_for(f"({task_succeeded})[3]", "three tasks succeeding")
         assert len(browser.driver.find_elements("xpath", task_succeeded)) == 3, browser.text()
-        token = stack.token()
         status, run = stack.request("GET", f"/api/v2/dags/example_etl/dagRuns/{run_id}", token=token)
         assert status == 200, run
         assert (run["state"], run["run_type"], run["triggering_user_name"]) == ("success", "manual", "admin")

@@ -1,0 +1,43 @@
+"""``python -m localflow airflow ARGS``: Airflow's own CLI on this workspace, never on Airflow's defaults.
+
+A bare ``airflow`` natively reads ``~/airflow`` and its own database, and without the Fernet key of
+``.env`` stores connection passwords in plain text; through localflow it gets the workspace's settings.
+"""
+
+from __future__ import annotations
+
+from localflow import keyguard, settings
+from tests.native_stack import make_workspace, run_localflow, stack_environment
+
+
+def test_airflow_cli_runs_on_the_workspace(tmp_path):
+    """The CLI sees the workspace's DAGs folder and database, and encrypts with the key in .env."""
+    workspace = make_workspace(tmp_path)
+    env = stack_environment(workspace, None)  # the fresh-machine default: SQLite in .airflow/
+    assert run_localflow(env, "secrets").returncode == 0
+    for args in (
+        ("db", "migrate"),
+        ("connections", "add", "cli_conn", "--conn-uri", "postgresql://analyst:s3cret@db.example.invalid/x"),
+    ):
+        result = run_localflow(env, "airflow", *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    result = run_localflow(env, "airflow", "config", "get-value", "core", "dags_folder")
+    assert result.stdout.strip() == str(workspace / "dags")
+    native = settings.native_environment(workspace, base=env)
+    assert native["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith(f"{workspace}/.airflow/airflow.db")
+    assert ("connection", "cli_conn") in {
+        (kind, ident) for kind, ident, _ in keyguard.encrypted_values(native)
+    }
+    assert not keyguard.undecryptable(native)
+
+
+def test_airflow_cli_without_secrets_is_one_clear_line(tmp_path):
+    """Before .env exists the CLI does not run (it would store passwords unencrypted), and says why."""
+    workspace = make_workspace(tmp_path)
+    result = run_localflow(stack_environment(workspace, None), "airflow", "connections", "list")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"localflow: {workspace / '.env'} does not exist; run `python -m localflow secrets` to create it."
+    ]
+    assert not (workspace / ".airflow").exists()
