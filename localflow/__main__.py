@@ -49,7 +49,13 @@ def main(argv: list[str]) -> int:
     def dag_test() -> int:
         from localflow import dagtest
 
-        os.environ.update(settings.current_environment())
+        env = settings.current_environment()
+        if not settings.IN_CONTAINER and not all(env.get(secret.name) for secret in secrets.SECRETS):
+            # F5 before the first `up` on a fresh clone: make .env as `up` would, or Airflow would run
+            # without a Fernet key and store what the run saves (connections, variables) unencrypted.
+            stack.ensure_secrets(settings.WORKSPACE, env)
+            env = settings.current_environment()
+        os.environ.update(env)
         return dagtest.main(args)
 
     def airflow() -> int:

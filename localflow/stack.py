@@ -54,6 +54,14 @@ def airflow_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "airflow", *args]
 
 
+def ensure_secrets(workspace: Path, env: Mapping[str, str]) -> None:
+    """Make or complete ``.env``; a new Fernet key only while the database holds nothing encrypted."""
+    from localflow import keyguard
+
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)  # the guard opens a SQLite file there
+    secrets.ensure(workspace, may_generate=keyguard.generation_guard(env))
+
+
 def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     """What must hold before any component starts: secrets, the admin password, a migrated database.
 
@@ -61,8 +69,7 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     """
     from localflow import keyguard
 
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    secrets.ensure(workspace, may_generate=keyguard.generation_guard(env))
+    ensure_secrets(workspace, env)
     own_settings = secrets.load(workspace)
     settings_check.check(own_settings, settings.ENV_FILE_NAME)
     effective = {**own_settings, **env}

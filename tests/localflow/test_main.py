@@ -1,12 +1,15 @@
-"""``python -m localflow airflow ARGS``: Airflow's own CLI on this workspace, never on Airflow's defaults.
+"""``python -m localflow``'s commands that run Airflow natively never run it without the workspace's secrets.
 
-A bare ``airflow`` natively reads ``~/airflow`` and its own database, and without the Fernet key of
-``.env`` stores connection passwords in plain text; through localflow it gets the workspace's settings.
+``airflow ARGS`` is Airflow's own CLI on this workspace: a bare ``airflow`` natively reads ``~/airflow`` and
+its own database, and without the Fernet key of ``.env`` stores connection passwords in plain text.
+``dag-test`` (F5) may be the very first command on a fresh clone: it makes ``.env`` first, as ``up`` does.
 """
 
 from __future__ import annotations
 
-from localflow import keyguard, settings
+import stat
+
+from localflow import keyguard, secrets, settings
 from tests.native_stack import make_workspace, run_localflow, stack_environment
 
 
@@ -41,3 +44,14 @@ def test_airflow_cli_without_secrets_is_one_clear_line(tmp_path):
         f"localflow: {workspace / '.env'} does not exist; run `python -m localflow secrets` to create it."
     ]
     assert not (workspace / ".airflow").exists()
+
+
+def test_first_f5_on_a_fresh_clone_makes_the_secrets(tmp_path):
+    """F5 before `up`: .env is made (0600, every secret valid) before Airflow runs, and the run succeeds."""
+    workspace = make_workspace(tmp_path)
+    dag_file = workspace / "dags" / "example_etl.py"
+    result = run_localflow(stack_environment(workspace, None), "dag-test", str(dag_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "example_etl finished: success" in result.stdout
+    assert set(secrets.load(workspace)) >= {secret.name for secret in secrets.SECRETS}
+    assert stat.S_IMODE((workspace / ".env").stat().st_mode) == 0o600
