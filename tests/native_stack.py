@@ -88,9 +88,14 @@ class RunningStack:
             time.sleep(1)
         raise AssertionError(f"stack not healthy after {timeout} s:\n{self.output()}")
 
+    @property
+    def admin_password(self) -> str:
+        """The admin password that ``up`` generated into the workspace's ``.env``."""
+        return parse((self.workspace / ".env").read_text(), ".env")[secrets.ADMIN_PASSWORD]
+
     def token(self, password: str | None = None) -> str:
         """Log in as admin with the generated password; return the access token."""
-        password = password or parse((self.workspace / ".env").read_text(), ".env")[secrets.ADMIN_PASSWORD]
+        password = password or self.admin_password
         status, body = self.request(
             "POST", "/auth/token", {"username": "admin", "password": password}, token=None
         )

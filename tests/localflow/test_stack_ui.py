@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from localflow import secrets
-from localflow.envfile import parse
 from tests.browser import chromium
 from tests.conftest import EXAMPLE_DAGS
 from tests.native_stack import running_stack
@@ -24,7 +22,6 @@ def test_admin_logs_in_sees_the_dags_and_runs_one(tmp_path):
     workspace.mkdir()
     artifacts.mkdir()
     with running_stack(workspace, None) as stack, chromium(artifacts) as browser:
-        password = parse((workspace / ".env").read_text(), ".env")[secrets.ADMIN_PASSWORD]
         token = stack.token()
         for dag_id in EXAMPLE_DAGS:  # parsed: what a user who opens the UI a little later finds
             stack.wait_for_dag(dag_id, token)
@@ -37,7 +34,7 @@ def test_admin_logs_in_sees_the_dags_and_runs_one(tmp_path):
         assert "/auth/login" in browser.url
 
         # The password from .env: back to the page asked for.
-        browser.log_in("admin", password)
+        browser.log_in("admin", stack.admin_password)
         browser.wait_for(
             "//button[@aria-label='Trigger Dag']", "the DAG page of example_etl", clickable=True
         ).click()
