@@ -37,5 +37,5 @@ ENV PYTHONPATH=/opt/localflow \
 
 USER airflow
 WORKDIR /opt/airflow
-ENTRYPOINT ["python", "-m", "localflow.entrypoint"]
+ENTRYPOINT ["python", "-m", "localflow.container.entrypoint"]
 CMD ["airflow", "version"]

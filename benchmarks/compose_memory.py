@@ -27,8 +27,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.stack import airflow_default, tuned_settings  # noqa: E402
-from tests.containers.harness import DesktopUser, Engine, Stack, make_base, stack_on_fresh_copy  # noqa: E402
+from testkit.containers import DesktopUser, Engine, Stack, make_base, stack_on_fresh_copy  # noqa: E402
+from testkit.stock import airflow_default, tuned_settings  # noqa: E402
 
 DAG_ID = "example_etl"
 WATCHER = "airflow-dag-watcher"

@@ -25,8 +25,10 @@ from typing import NamedTuple
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from localflow import secrets, settings, warm_runner  # noqa: E402
-from tests.dap import DapClient, launch_configuration  # noqa: E402
+from localflow import settings  # noqa: E402
+from localflow.debugging.warm_runner import client, protocol  # noqa: E402
+from localflow.secrets import rules  # noqa: E402
+from testkit.dap import DapClient, launch_configuration  # noqa: E402
 
 BREAKPOINTS = {"example_etl": "summary = summarize(orders)", "example_context": "print(label)"}
 
@@ -34,7 +36,7 @@ BREAKPOINTS = {"example_etl": "summary = summarize(orders)", "example_context": 
 def environment(home: Path) -> dict[str, str]:
     """A native Airflow environment with its own home, SQLite database and secrets."""
     env = settings.native_environment(REPO, base={}, read_env_file=False)
-    env.update({secret.name: secret.generate() for secret in secrets.SECRETS})
+    env.update({secret.name: secret.generate() for secret in rules.SECRETS})
     env.update(
         {
             "PATH": os.environ.get("PATH", ""),
@@ -71,7 +73,7 @@ def configurations(dag_id: str) -> dict[str, Row]:
     return {
         "localflow, first F5 (starts the warm runner)": Row(ours, {}, cold_runner=True),
         "localflow `Airflow: debug this DAG file`": Row(ours, {}),
-        "localflow, `LOCALFLOW_WARM_RUNNER=off`": Row(ours, {warm_runner.WARM_RUNNER: "off"}),
+        "localflow, `LOCALFLOW_WARM_RUNNER=off`": Row(ours, {protocol.WARM_RUNNER: "off"}),
         "stock `dag.test()` (`dag-test --stock`)": Row({**direct, "args": [*direct["args"], "--stock"]}, {}),
         f"stock `airflow dags test {dag_id}`": Row(
             {**direct, "module": "airflow", "args": ["dags", "test", dag_id]}, {}
@@ -121,12 +123,12 @@ def main() -> int:
                 done += 1
                 print(f"\r[{done}/{total}] {name} ...".ljust(90), end="", file=sys.stderr, flush=True)
                 if row.cold_runner:
-                    warm_runner.stop(env, str(REPO))
+                    client.stop(env, str(REPO))
                 row_env = {**env, **row.env}
                 results[name].append(f5_to_stop(row.config, row_env, dag_file, line, home / "debuggee.log"))
         print(file=sys.stderr)
     finally:
-        warm_runner.stop(env, str(REPO))
+        client.stop(env, str(REPO))
         shutil.rmtree(home, ignore_errors=True)
     cpus = os.cpu_count()
     load = os.getloadavg()[0]

@@ -25,7 +25,6 @@ ours/stock.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import shutil
 import statistics
 import subprocess
@@ -38,65 +37,25 @@ from pathlib import Path
 
 import psutil
 
-from localflow import envfile, settings
-from tests import conftest
-from tests.conftest import PostgresDatabases, free_port, run_airflow
-from tests.native_stack import RunningStack, dag_source, make_workspace, stack_environment, start_up
+from localflow import settings
+from testkit.environment import PostgresDatabases, free_port, run_airflow
+from testkit.native_stack import (
+    RunningStack,
+    components,
+    dag_source,
+    make_workspace,
+    stack_environment,
+    start_up,
+)
+from testkit.stock import stock_overrides
 
-TUNING_MARKER = "# ---- tuning"
 CONFIGS = ("stock", "ours")
-COMPONENT_NAMES = ("api-server", "scheduler", "dag-processor", "triggerer", "dag-watcher")
 SUPERVISOR = "supervisor"  # `python -m localflow up`: with preloading, it holds the pages all share
 POLL = 0.05
 HELPER_TEMPLATE = '"""Benchmark helper."""\n\nTASK_ID = "{task_id}"\n'
 
 
-def airflow_default(name: str) -> str:
-    """Airflow's default for ``AIRFLOW__SECTION__OPTION``; "" for a variable that is not Airflow's."""
-    import yaml
-
-    if not name.startswith("AIRFLOW__"):
-        return ""
-    section, option = name.removeprefix("AIRFLOW__").lower().split("__", 1)
-    with (importlib.resources.files("airflow.config_templates") / "config.yml").open() as file:
-        description = yaml.safe_load(file)
-    return str(description[section]["options"][option]["default"])
-
-
-def tuned_settings() -> dict[str, str]:
-    """The settings below the tuning line of airflow.env: what this benchmark compares."""
-    text = settings.SHARED_SETTINGS_FILE.read_text()
-    return envfile.parse(text.split(TUNING_MARKER, 1)[1].split("\n", 1)[1], "airflow.env")
-
-
-def overrides(config: str) -> dict[str, str]:
-    """Environment of ``up`` for a configuration (the process environment beats airflow.env)."""
-    if config == "ours":
-        return {}
-    return {
-        **{name: airflow_default(name) for name in tuned_settings()},
-        "LOCALFLOW_WATCH": "off",
-        "LOCALFLOW_PRELOAD": "off",
-    }
-
-
 # --- measuring ----------------------------------------------------------------------------------------
-
-
-def components(stack: RunningStack) -> dict[str, psutil.Process]:
-    """The supervised components of a running ``up``, by name."""
-    found = {}
-    for child in psutil.Process(stack.process.pid).children():
-        command = " ".join(child.cmdline())
-        for name in COMPONENT_NAMES:
-            if (
-                name in command
-                or name.replace("-", "_") in command
-                or (name == "dag-watcher" and "localflow watch" in command)
-            ):
-                found[name] = child
-                break
-    return found
 
 
 def tree(process: psutil.Process) -> list[psutil.Process]:
@@ -342,7 +301,7 @@ def run_config(
     results = Results()
     workspace = make_workspace(root / config)
     seed_workspace(workspace, repetitions)
-    env = stack_environment(workspace, databases.create(), **overrides(config))
+    env = stack_environment(workspace, databases.create(), **({} if config == "ours" else stock_overrides()))
     progress.show(f"{config}: migrating a fresh database ...")
     run_airflow(settings.native_environment(workspace, base=env), "db", "migrate")
     for repetition in range(repetitions):
@@ -470,7 +429,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         databases.drop_all()
         shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(conftest._SESSION_HOME, ignore_errors=True)  # made when tests.conftest is imported
         print(file=sys.stderr)
     print(
         f"\nNative stack on PostgreSQL, {psutil.cpu_count()} CPUs, `python3 -m localflow bench "

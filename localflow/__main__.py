@@ -29,10 +29,98 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
 """
 
 
-def _lock() -> int:
+# Each command imports what it needs when it runs: the supervisor (`up --supervise`) and the secrets hook
+# that Airflow's *_CMD options call at every component start stay small and quick.
+
+
+def _up(args: list[str]) -> int:
+    from localflow.stack import supervisor
+
+    if args[:1] == [supervisor.SUPERVISE]:
+        return supervisor.supervise(args[1:])
+    from localflow.stack.up import up
+
+    return up()
+
+
+def _init(_args: list[str]) -> int:
+    from localflow.secrets.prepare import init_container
+
+    return init_container()
+
+
+def _secrets(args: list[str]) -> int:
+    from localflow.secrets import hook
+
+    return hook.main(args)
+
+
+def _dag_test(args: list[str]) -> int:
+    from localflow import settings
+    from localflow.debugging import dagtest
+    from localflow.secrets.rules import SECRETS
+
+    env = settings.current_environment()
+    if not settings.IN_CONTAINER and not all(env.get(secret.name) for secret in SECRETS):
+        # F5 before the first `up` on a fresh clone: make .env as `up` would, or Airflow would run
+        # without a Fernet key and store what the run saves (connections, variables) unencrypted.
+        from localflow.secrets.prepare import ensure_secrets
+
+        ensure_secrets(settings.WORKSPACE, env)
+        env = settings.current_environment()
+    os.environ.update(env)
+    return dagtest.main(args)
+
+
+def _watch(args: list[str]) -> int:
+    from localflow.watcher import run
+
+    return run.main(args)
+
+
+def _airflow(args: list[str]) -> int:
+    # Not a bare `airflow`, which natively knows nothing of this workspace (~/airflow, its own
+    # database) and, without .env's Fernet key, would store connection passwords in plain text.
+    from localflow import settings
+    from localflow.airflow_cli import airflow_command
+    from localflow.secrets import store
+
+    env = {**store.load(settings.WORKSPACE), **settings.current_environment()}
+    return subprocess.call(airflow_command(*args), env=env)
+
+
+def _bench(args: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", "benchmarks.stack", *args], cwd=bootstrap.WORKSPACE)
+
+
+def _rotate_fernet_key(_args: list[str]) -> int:
+    from localflow.secrets.rotation import rotate_fernet_key
+
+    return rotate_fernet_key()
+
+
+def _lock(_args: list[str]) -> int:
     for lock_file in bootstrap.LOCK_FILES:
         subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
     return 0
+
+
+def _test(args: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE)
+
+
+COMMANDS = {
+    "up": _up,
+    "init": _init,
+    "secrets": _secrets,
+    "dag-test": _dag_test,
+    "watch": _watch,
+    "airflow": _airflow,
+    "bench": _bench,
+    "rotate-fernet-key": _rotate_fernet_key,
+    "lock": _lock,
+    "test": _test,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -41,53 +129,14 @@ def main(argv: list[str]) -> int:
     if command in {"help", "-h", "--help"}:
         print(USAGE)
         return 0
-    bootstrap.reexec_in_venv(argv)
-
-    from localflow import secrets, settings, stack
-    from localflow.errors import LocalflowError
-
-    def dag_test() -> int:
-        from localflow import dagtest
-
-        env = settings.current_environment()
-        if not settings.IN_CONTAINER and not all(env.get(secret.name) for secret in secrets.SECRETS):
-            # F5 before the first `up` on a fresh clone: make .env as `up` would, or Airflow would run
-            # without a Fernet key and store what the run saves (connections, variables) unencrypted.
-            stack.ensure_secrets(settings.WORKSPACE, env)
-            env = settings.current_environment()
-        os.environ.update(env)
-        return dagtest.main(args)
-
-    def airflow() -> int:
-        # Not a bare `airflow`, which natively knows nothing of this workspace (~/airflow, its own
-        # database) and, without .env's Fernet key, would store connection passwords in plain text.
-        env = {**secrets.load(settings.WORKSPACE), **settings.current_environment()}
-        return subprocess.call(stack.airflow_command(*args), env=env)
-
-    def watch() -> int:
-        from localflow import watcher
-
-        return watcher.main(args)
-
-    commands = {
-        "up": lambda: stack.supervise(args[1:]) if args[:1] == [stack.SUPERVISE] else stack.up(),
-        "init": stack.init_container,
-        "secrets": lambda: secrets.main(args),
-        "dag-test": dag_test,
-        "watch": watch,
-        "airflow": airflow,
-        "bench": lambda: subprocess.call(
-            [sys.executable, "-m", "benchmarks.stack", *args], cwd=bootstrap.WORKSPACE
-        ),
-        "rotate-fernet-key": stack.rotate_fernet_key,
-        "lock": _lock,
-        "test": lambda: subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE),
-    }
-    if command not in commands:
+    if command not in COMMANDS:
         print(f"localflow: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    bootstrap.reexec_in_venv(argv)
+    from localflow.errors import LocalflowError
+
     try:
-        return commands[command]()
+        return COMMANDS[command](args)
     except LocalflowError as error:
         print(f"localflow: {error}", file=sys.stderr)
         return 1

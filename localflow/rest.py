@@ -40,3 +40,20 @@ def warm_up_execution_api(base_url: str, timeout: float = 300) -> int:
     errors (OSError) propagate.
     """
     return request_json(f"{base_url}/execution/health", timeout=timeout)[0]
+
+
+HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def health(base_url: str, timeout: float = 2.0) -> dict | None:
+    """The api-server's ``/api/v2/monitor/health`` document, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=timeout) as response:
+            return json.load(response)
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def is_healthy(document: dict | None) -> bool:
+    """True when the database and every component report healthy."""
+    return bool(document) and all((document.get(key) or {}).get("status") == "healthy" for key in HEALTH_KEYS)

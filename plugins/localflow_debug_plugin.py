@@ -2,7 +2,7 @@
 
 Set ``LOCALFLOW_DEBUG_TASKS`` in ``.env`` (e.g. ``example_etl.transform``, ``example_etl`` or ``*``) and
 restart the stack: matching tasks wait in their own process for a debugger on 127.0.0.1:5678 before they
-execute. VS Code: "Airflow: attach to a scheduled task". The logic is in ``localflow/debug.py``; with the
+execute. VS Code: "Airflow: attach to a scheduled task". The logic is in ``localflow/debugging/support.py``; with the
 variable unset the listener does nothing.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 from airflow.plugins_manager import AirflowPlugin
 
 try:
-    from localflow import debug
+    from localflow.debugging import support
 except ImportError:  # a component started outside the workspace root: the package is beside plugins/
     sys.path.append(str(Path(__file__).resolve().parent.parent))
-    from localflow import debug
+    from localflow.debugging import support
 
 
 class LocalflowDebugPlugin(AirflowPlugin):
     """Registers the listener that makes selected tasks wait for a debugger."""
 
     name = "localflow_debug"
-    listeners = [debug.WaitForDebuggerListener()]  # noqa: RUF012 - Airflow's plugin interface
+    listeners = [support.WaitForDebuggerListener()]  # noqa: RUF012 - Airflow's plugin interface

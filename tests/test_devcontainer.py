@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.container_files import REPO, compose_model, devcontainer
+from testkit.container_files import REPO, compose_model, devcontainer
 
 
 def test_schema():

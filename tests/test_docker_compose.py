@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container_files import REPO, clean_copy, compose, compose_model
+from testkit.container_files import REPO, clean_copy, compose, compose_model
 
 AIRFLOW_SERVICES = (
     "airflow-init",
@@ -104,7 +104,9 @@ def test_all_airflow_services_share_the_common_environment():
             extra = {key: environment.pop(key) for key in set(environment) - set(reference)}
             assert {key.removeprefix("AIRFLOW__SCHEDULER__") for key in extra} == scheduler_only
         assert environment == reference, name
-    assert reference["AIRFLOW__CORE__EXECUTOR"] == "localflow.executor.LocalExecutor"  # on-demand workers
+    assert (
+        reference["AIRFLOW__CORE__EXECUTOR"] == "localflow.stack.executor.LocalExecutor"
+    )  # on-demand workers
     assert reference["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
     assert reference["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
         "postgresql+psycopg2://airflow:airflow@postgres/"

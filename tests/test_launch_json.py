@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from localflow import debug
-from tests.conftest import REPO
-from tests.dap import launch_configuration, load_jsonc, substitute
+from localflow.debugging import support as debug
+from testkit.dap import launch_configuration, load_jsonc, substitute
+from testkit.environment import REPO
 
 LAUNCH_JSON = REPO / ".vscode" / "launch.json"
 DEVCONTAINER = load_jsonc(REPO / ".devcontainer" / "devcontainer.json")

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from localflow.__main__ import USAGE
-from tests.conftest import REPO
+from testkit.environment import REPO
 
 README = (REPO / "README.md").read_text()
 COMMANDS = re.findall(r"^  ([a-z][a-z-]+)", USAGE, re.MULTILINE)

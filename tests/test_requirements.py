@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from localflow import bootstrap
-from tests.conftest import REPO
+from testkit.environment import REPO
 
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;]+)(\s*;\s*(.+))?$")
 

@@ -7,12 +7,13 @@ import subprocess
 
 import pytest
 
-from localflow import secrets, settings
-from tests.conftest import REPO
-from tests.container_files import compose_model, devcontainer
+from localflow import settings
+from localflow.secrets import rules
+from testkit.container_files import compose_model, devcontainer
+from testkit.environment import REPO
 
 # What a committed secret would look like: a Fernet key, a private key, or a secret variable with a value.
-SECRET_NAMES = "|".join(secret.name for secret in secrets.SECRETS)
+SECRET_NAMES = "|".join(secret.name for secret in rules.SECRETS)
 KEY_SHAPED = (
     re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}=(?![A-Za-z0-9_=-])"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
@@ -29,7 +30,7 @@ def tracked_files() -> list[str]:
 
 def test_patterns_catch_a_real_secret():
     """The scan would find a generated Fernet key or a filled-in .env line (else it proves nothing)."""
-    fernet = secrets.SECRETS[0].generate()
+    fernet = rules.SECRETS[0].generate()
     assert KEY_SHAPED[0].search(f"key: {fernet}\n")
     assert KEY_SHAPED[2].search(f"AIRFLOW__CORE__FERNET_KEY={fernet}\n")
 
@@ -63,7 +64,7 @@ def test_env_example_is_tracked_and_empty():
         for line in (REPO / ".env.example").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
-    assert all(values[secret.name] == "" for secret in secrets.SECRETS)
+    assert all(values[secret.name] == "" for secret in rules.SECRETS)
 
 
 def test_secrets_never_reach_a_build_context():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.containers.harness import ACTIVE_STACKS, DesktopUser, Engine, make_base
+from testkit.containers import ACTIVE_STACKS, DesktopUser, Engine, make_base
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from localflow import secrets
-from tests.conftest import EXAMPLE_DAGS
-from tests.containers.harness import DesktopUser, Engine, Stack, stack_on_fresh_copy
+from localflow.secrets import rules
+from testkit.containers import DesktopUser, Engine, Stack, stack_on_fresh_copy
+from testkit.environment import EXAMPLE_DAGS
 
 pytestmark = pytest.mark.containers
 
@@ -35,7 +35,7 @@ def test_up_wait_returns_a_healthy_stack(stack: Stack):
 
 def test_airflow_init_made_private_secrets(stack: Stack):
     """airflow-init created .env with every secret, owned by the user who cloned, mode 0600."""
-    assert set(stack.secret_values()) == {secret.name for secret in secrets.SECRETS}
+    assert set(stack.secret_values()) == {secret.name for secret in rules.SECRETS}
     status = (stack.workspace / ".env").stat()
     assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (stack.user.uid, 0o600)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.containers.harness import DesktopUser, Engine, Stack, stack_on_fresh_copy
+from testkit.containers import DesktopUser, Engine, Stack, stack_on_fresh_copy
 
 pytestmark = pytest.mark.containers
 

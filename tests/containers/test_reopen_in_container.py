@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from localflow import secrets
-from tests.browser import chromium
-from tests.conftest import EXAMPLE_DAGS
-from tests.containers.harness import (
+from localflow.secrets import rules
+from testkit.browser import chromium
+from testkit.containers import (
     DesktopUser,
     Engine,
     Stack,
     stack_on_fresh_copy,
 )
+from testkit.environment import EXAMPLE_DAGS
 
 pytestmark = pytest.mark.containers
 
@@ -88,7 +88,7 @@ def test_post_create_hook_found_complete_secrets(stack: Stack, env_after_create:
     """The post-create hook ran after airflow-init had made .env, and changed nothing in it."""
     assert "Running the postCreateCommand" in stack.up_output
     assert ".env: all secrets present and valid; nothing changed." in stack.up_output
-    assert set(stack.secret_values()) == {secret.name for secret in secrets.SECRETS}
+    assert set(stack.secret_values()) == {secret.name for secret in rules.SECRETS}
 
 
 def test_env_file_belongs_to_the_user_and_is_private(stack: Stack, env_after_create: bytes):
@@ -134,7 +134,15 @@ def test_dag_tests_pass(stack: Stack):
 def test_f5_runs_forked_from_the_warm_runner_in_the_editor(stack: Stack):
     """What F5 starts in the editor (launch.json's pythonArgs, without the debugger): the first run starts
     the warm runner, the next one is forked from it, and both succeed on the stack's PostgreSQL."""
-    command = ("python", "-m", "localflow.warm_runner", "-m", "localflow", "dag-test", "dags/example_etl.py")
+    command = (
+        "python",
+        "-m",
+        "localflow.debugging.warm_runner",
+        "-m",
+        "localflow",
+        "dag-test",
+        "dags/example_etl.py",
+    )
     try:
         for expected_start in (True, False):
             result = stack.exec(*command, timeout=300)
@@ -143,7 +151,7 @@ def test_f5_runs_forked_from_the_warm_runner_in_the_editor(stack: Stack):
                 -2000:
             ]
     finally:
-        stack.exec("python", "-m", "localflow.warm_runner", "--stop", check=False)
+        stack.exec("python", "-m", "localflow.debugging.warm_runner", "--stop", check=False)
 
 
 def test_rest_dag_run_succeeds_on_the_published_port(stack: Stack, finished_run: dict):
@@ -157,7 +165,7 @@ def test_ui_logs_in_on_the_published_port(stack: Stack, token: str, tmp_path: Pa
     stack.wait_for_dags(token, EXAMPLE_DAGS)
     with chromium(tmp_path) as browser:
         browser.open(f"http://127.0.0.1:{stack.port}/dags")
-        browser.log_in("admin", stack.secret_values()[secrets.ADMIN_PASSWORD])
+        browser.log_in("admin", stack.secret_values()[rules.ADMIN_PASSWORD])
         browser.wait_for_dag_list(EXAMPLE_DAGS)
 
 

@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 
-from tests.conftest import REPO
+from testkit.environment import REPO
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 

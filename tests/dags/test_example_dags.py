@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import EXAMPLE_DAGS
-from tests.native_stack import run_localflow
+from testkit.environment import EXAMPLE_DAGS
+from testkit.native_stack import run_localflow
 
 
 @pytest.mark.parametrize("dag_id", EXAMPLE_DAGS)

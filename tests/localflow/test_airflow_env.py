@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from benchmarks.stack import components, tuned_settings
 from localflow import settings
-from tests.container_files import compose_model
-from tests.native_stack import running_stack
+from testkit.container_files import compose_model
+from testkit.native_stack import components, running_stack
+from testkit.stock import tuned_settings
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # What Airflow's configuration resolves for each AIRFLOW__SECTION__OPTION given on stdin.

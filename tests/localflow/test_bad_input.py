@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.native_stack import make_workspace, run_localflow, stack_environment
+from testkit.environment import free_port
+from testkit.native_stack import make_workspace, run_localflow, stack_environment
 
 VALID_ENV = (
     "AIRFLOW__CORE__FERNET_KEY=" + "a" * 43 + "=\n"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from localflow import bootstrap
-from tests.conftest import REPO
+from testkit.environment import REPO
 
 COPIED = ("localflow", "requirements.txt", "requirements-dev.txt", ".env.example", "pyproject.toml")
 

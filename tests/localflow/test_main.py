@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import stat
 
-from localflow import keyguard, secrets, settings
-from tests.native_stack import make_workspace, run_localflow, stack_environment
+from localflow import settings
+from localflow.secrets import keyguard, rules, store
+from testkit.native_stack import make_workspace, run_localflow, stack_environment
 
 
 def test_airflow_cli_runs_on_the_workspace(tmp_path):
@@ -53,5 +54,5 @@ def test_first_f5_on_a_fresh_clone_makes_the_secrets(tmp_path):
     result = run_localflow(stack_environment(workspace, None), "dag-test", str(dag_file))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "example_etl finished: success" in result.stdout
-    assert set(secrets.load(workspace)) >= {secret.name for secret in secrets.SECRETS}
+    assert set(store.load(workspace)) >= {secret.name for secret in rules.SECRETS}
     assert stat.S_IMODE((workspace / ".env").stat().st_mode) == 0o600

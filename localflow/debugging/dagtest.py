@@ -1,0 +1,202 @@
+"""Run the DAG defined in one file with ``dag.test()``, in this process: what F5 and the tests use.
+
+``python -m localflow dag-test dags/example_etl.py [--dag-id ID] [--task-id ID]`` loads the file the way
+the dag-processor does (``dags/`` and ``plugins/`` on ``sys.path``), picks its DAG (or asks which, when the
+file defines several), runs it with ``dag.test()`` and exits 0 only if the run succeeded. DAG files need
+no ``if __name__ == "__main__"`` block. ``--task-id`` runs one task and the upstream tasks it needs.
+
+Unless ``--stock`` is given, the run leaves out what a one-file debug run does not need (see ``fast``):
+stock ``dag.test()`` spends most of its time before the first task, and under a debugger all of it is
+traced. README, "Debugging", has the measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from localflow.debugging import support
+from localflow.errors import LocalflowError
+
+
+def dags_folder() -> Path:
+    """The folder of the ``dags-folder`` bundle, which dag.test() syncs before it runs."""
+    from airflow.configuration import conf
+
+    return Path(conf.get("core", "dags_folder")).resolve()
+
+
+def require_in_dags_folder(path: Path) -> None:
+    """dag.test() runs only DAGs of a bundle (elsewhere it fails with "the dag is not serialized")."""
+    folder = dags_folder()
+    if not path.is_relative_to(folder):
+        raise LocalflowError(
+            f"{path} is not in the DAGs folder ({folder}); move it there, or point "
+            "AIRFLOW__CORE__DAGS_FOLDER at its folder."
+        )
+
+
+def load_dags(path: Path) -> tuple[dict, object]:
+    """Parse ``path`` as the dag-processor does; return its DAGs by dag_id, and the bag itself.
+
+    The file is parsed as part of the ``dags-folder`` bundle, so the bag can stand in for dag.test()'s own
+    parse of the whole bundle.
+    """
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    bag = BundleDagBag(
+        dag_folder=str(path), bundle_path=dags_folder(), bundle_name="dags-folder", safe_mode=False
+    )
+    if bag.import_errors:
+        error = next(iter(bag.import_errors.values())).strip().splitlines()[-1]
+        raise LocalflowError(f"{path.name} failed to import: {error}")
+    return bag.dags, bag
+
+
+def choose(dags: dict, dag_id: str | None, path: Path) -> object:
+    """The DAG to run: the one asked for, the only one, or the user's pick when there are several."""
+    if not dags:
+        raise LocalflowError(f"{path.name} defines no DAG (is the @dag function called at the bottom?).")
+    if dag_id:
+        if dag_id not in dags:
+            raise LocalflowError(f"{path.name} has no DAG {dag_id!r}; it has: {', '.join(sorted(dags))}.")
+        return dags[dag_id]
+    if len(dags) == 1:
+        return next(iter(dags.values()))
+    names = sorted(dags)
+    if not sys.stdin.isatty():
+        raise LocalflowError(f"{path.name} defines several DAGs ({', '.join(names)}); pass --dag-id.")
+    for number, name in enumerate(names, 1):
+        print(f"  {number}) {name}")
+    answer = input("Which DAG? ").strip()
+    return dags[names[int(answer) - 1]] if answer.isdigit() else choose(dags, answer, path)
+
+
+def only_task(dag, task_id: str):
+    """The DAG cut down to ``task_id`` and everything upstream of it, whose results it reads.
+
+    Running the upstream tasks is what makes their XComs exist: ``airflow tasks test`` of a downstream
+    task alone fails on a missing XCom and still exits 0.
+    """
+    if task_id not in dag.task_dict:
+        raise LocalflowError(
+            f"DAG {dag.dag_id!r} has no task {task_id!r}; it has: {', '.join(sorted(dag.task_dict))}."
+        )
+    return dag.partial_subset(task_ids=[task_id], include_upstream=True, include_downstream=False)
+
+
+def ensure_database() -> None:
+    """Migrate the metadata database on the very first run (a fresh clone has none yet)."""
+    import sqlalchemy as sa
+    from airflow import settings
+    from airflow.utils import db
+
+    if not sa.inspect(settings.engine).has_table("dag_run"):
+        print("localflow: first run: migrating the metadata database (once) ...", flush=True)
+        db.upgradedb()
+
+
+def _unversioned_execution_api(lifespan):
+    """Airflow's Task Execution API app with its routes as they are now, without Cadwyn's per-version copies.
+
+    ``create_task_execution_api_app`` builds one copy of every route for each of the API's ~12 versions on
+    the first request: about 3.5 s of the in-process API's 4.4 s (8 s under a debugger). A client of the
+    same Airflow speaks the newest version, which is the routes as written; in-process callers do not
+    authenticate (``InProcessExecutionAPI`` overrides that). Same middleware and error handlers.
+    """
+    from airflow.api_fastapi.common.exceptions import init_error_handlers
+    from airflow.api_fastapi.execution_api import app as execution_api
+    from airflow.api_fastapi.execution_api.routes import execution_api_router
+    from fastapi import FastAPI
+
+    app = FastAPI(title="Airflow Task Execution API (in-process, localflow)", lifespan=lifespan)
+    app.add_middleware(execution_api.CorrelationIdMiddleware)
+    app.include_router(execution_api_router)
+    init_error_handlers(app)
+    return app
+
+
+@contextlib.contextmanager
+def fast(bag: object) -> Iterator[None]:
+    """What dag.test() does, minus what a run of one file does not need. Each step is Airflow's own:
+
+    * the bundle sync parses only this file: dag.test() re-parses every file of the ``dags-folder``
+      bundle (``BundleDagBag``) to write the DAG to the database; the bag already parsed stands in for it,
+      and ``sync_bag_to_db`` limits its changes to the files in the bag;
+    * the in-process Execution API is built without per-version route copies (see above), ahead of the
+      run and untraced;
+    * under a debugger the set-up runs untraced, and the thread is traced only while a task runs.
+    """
+    from airflow.api_fastapi.execution_api import app as execution_api
+    from airflow.dag_processing import dagbag as dagbag_module
+    from airflow.sdk.execution_time import supervisor
+    from airflow.sdk.listener import get_listener_manager
+
+    stock_bag = dagbag_module.BundleDagBag
+    stock_factory = execution_api.create_task_execution_api_app
+
+    def bundle_bag(*args, **kwargs):
+        if Path(kwargs.get("bundle_path") or "").resolve() == Path(bag.bundle_path).resolve():
+            return bag
+        return stock_bag(*args, **kwargs)
+
+    def unversioned_app(lifespan=execution_api.lifespan):
+        return _unversioned_execution_api(lifespan)
+
+    dagbag_module.BundleDagBag = bundle_bag
+    execution_api.create_task_execution_api_app = unversioned_app
+    listener = support.TracingListener()
+    get_listener_manager().add_listener(listener)
+    try:
+        with support.untraced():
+            transport = supervisor.in_process_api_server().transport
+            # Requests are served on the API's own event-loop thread: full speed there too.
+            transport.app.loop.call_soon_threadsafe(support.trace_this_thread, False)
+        support.trace_this_thread(False)  # until the first task starts (TracingListener)
+        yield
+    finally:
+        support.trace_this_thread(True)
+        get_listener_manager().pm.unregister(listener)
+        dagbag_module.BundleDagBag = stock_bag
+        execution_api.create_task_execution_api_app = stock_factory
+
+
+def run(path: Path, dag_id: str | None = None, task_id: str | None = None, *, stock: bool = False):
+    """Run the DAG of ``path`` (or one task of it) with dag.test(); return the DagRun."""
+    with support.untraced():  # Airflow's imports and configuration: the bulk of a traced start-up
+        import airflow.sdk  # noqa: F401
+        from airflow.dag_processing import dagbag  # noqa: F401
+
+        require_in_dags_folder(path)
+        ensure_database()
+        support.make_context_inspectable()
+    dags, bag = load_dags(path)  # traced: breakpoints in the DAG file's top level are hit
+    dag = choose(dags, dag_id or None, path)
+    if task_id:
+        dag = only_task(dag, task_id)
+    if stock:
+        return dag.test()
+    with fast(bag):
+        return dag.test()
+
+
+def main(argv: list[str]) -> int:
+    """Parse arguments, run the DAG, and turn its final state into the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m localflow dag-test", description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--dag-id", help="which DAG of the file (asked when the file has several)")
+    parser.add_argument("--task-id", help="run only this task and the upstream tasks it needs")
+    parser.add_argument("--stock", action="store_true", help="plain dag.test(), without the fast path")
+    args = parser.parse_args(argv)
+    path = args.file.resolve()
+    if not path.is_file():
+        raise LocalflowError(f"{args.file} does not exist.")
+    started = time.monotonic()
+    dag_run = run(path, args.dag_id, args.task_id, stock=args.stock)
+    state = getattr(dag_run, "state", None)
+    print(f"localflow: {dag_run.dag_id} finished: {state} ({time.monotonic() - started:.1f} s)")
+    return 0 if str(state) == "success" else 1

@@ -1,0 +1,170 @@
+"""The warm runner's client: what VS Code's launcher starts in place of the debuggee.
+
+It hands the command line, environment, working folder and terminal to an up-to-date runner (starting
+or replacing it), relays Ctrl-C and Stop to the run, and exits with the run's status. Anything that keeps
+it from reaching a runner makes it run the command line directly, with one line saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from localflow.debugging.warm_runner.protocol import (
+    STDIO,
+    WARM_RUNNER,
+    Unavailable,
+    airflow_environment,
+    fingerprint,
+    receive_message,
+    runner_options,
+    runner_paths,
+    send_message,
+    split_command,
+)
+
+START_TIMEOUT = 120.0
+
+
+def run_directly(argv: list[str]) -> None:
+    """Replace this process with the command line as it would have run without the runner."""
+    os.execv(sys.executable, [sys.executable, *argv])
+
+
+def connect(socket_path: Path) -> socket.socket | None:
+    """A connection to the runner listening at ``socket_path``, or None if none does."""
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(str(socket_path))
+    except OSError:
+        client.close()
+        return None
+    return client
+
+
+def start_runner(options: list[str], socket_path: Path, log_path: Path, expected: str) -> socket.socket:
+    """Start a runner in the background, in its own session, and wait until it accepts runs."""
+    import subprocess
+
+    print(
+        "localflow: starting the warm debug runner (once; later runs skip Airflow's imports) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its forks write straight to the user's terminal
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                *options,
+                "-m",
+                "localflow.debugging.warm_runner",
+                "--serve",
+                str(socket_path),
+                expected,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            last = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise Unavailable(f"the runner exited ({last[0]}; log: {log_path})")
+        if (client := connect(socket_path)) is not None:
+            return client
+        time.sleep(0.05)
+    process.kill()
+    raise Unavailable(f"the runner did not start within {START_TIMEOUT:.0f} s (log: {log_path})")
+
+
+def open_session(argv: list[str], airflow_env: dict[str, str]) -> tuple[socket.socket, int]:
+    """Connect to an up-to-date runner (starting or replacing it) and hand it this command line.
+
+    Returns the connection, on which the run's exit status arrives, and the run's PID. The run gets this
+    process's own environment; ``airflow_env`` (localflow's settings applied) only picks the runner.
+    """
+    options = runner_options(split_command(argv)[0])
+    cwd = os.getcwd()
+    expected = fingerprint(options, airflow_env, cwd)
+    socket_path, log_path = runner_paths(airflow_env, cwd)
+    request = {"fingerprint": expected, "argv": argv, "env": dict(os.environ), "cwd": cwd}
+    for _attempt in range(2):
+        client = connect(socket_path) or start_runner(options, socket_path, log_path, expected)
+        send_message(client, request, STDIO)
+        try:
+            reply, _ = receive_message(client)
+        except (EOFError, OSError):
+            reply = {}
+        if "pid" in reply:
+            return client, reply["pid"]
+        client.close()
+        if reply.get("stale"):  # that runner exits; the next attempt starts a fresh one
+            print(
+                "localflow: settings, packages or localflow changed: restarting the warm debug runner",
+                file=sys.stderr,
+                flush=True,
+            )
+    raise Unavailable("the runner did not accept the run")
+
+
+def relay(session: socket.socket, pid: int) -> int:
+    """Pass Ctrl-C and termination on to the run, and return its exit status as this process's."""
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    try:
+        reply, _ = receive_message(session)
+    except (EOFError, OSError):
+        print("localflow: the warm debug runner went away during the run", file=sys.stderr, flush=True)
+        return 1
+    return reply["exit"]
+
+
+def client_main(argv: list[str]) -> int:
+    """Run ``python ARGV`` in the warm runner, or directly when it cannot."""
+    if not hasattr(socket, "send_fds"):  # Windows: no file descriptors to pass
+        run_directly(argv)
+    try:
+        from localflow import bootstrap
+
+        if not bootstrap.in_prepared_environment():
+            raise Unavailable("this interpreter is not the workspace's")
+        from localflow import settings
+
+        airflow_env = airflow_environment(dict(os.environ))  # .env read once, here
+        if airflow_env.get(WARM_RUNNER, "").strip().lower() in settings.OFF_WORDS:
+            run_directly(argv)
+        session, pid = open_session(argv, airflow_env)
+    except Exception as error:  # the run itself must happen whatever went wrong here
+        from localflow.errors import LocalflowError
+
+        if not isinstance(error, LocalflowError):  # (a bad .env: dag-test says what is wrong, clearly)
+            print(f"localflow: running without the warm debug runner: {error}", file=sys.stderr, flush=True)
+        run_directly(argv)
+    return relay(session, pid)
+
+
+def stop(env: dict[str, str], cwd: str) -> bool:
+    """Ask the runner of this environment to exit; False if none was running."""
+    socket_path, _log = runner_paths(airflow_environment(env), cwd)
+    client = connect(socket_path)
+    if client is None:
+        return False
+    with client:
+        send_message(client, {"stop": True})
+        with contextlib.suppress(EOFError, OSError):
+            receive_message(client)
+    return True

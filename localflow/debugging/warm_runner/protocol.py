@@ -1,0 +1,170 @@
+"""What the warm runner's client and server agree on: which runner serves a command line, and the messages.
+
+A runner is picked by interpreter, working folder and Airflow home (``runner_paths``), and is up to date
+while its ``fingerprint`` matches. Messages are length-prefixed JSON; the first one of a request carries
+the client's stdin, stdout and stderr (SCM_RIGHTS). Standard library only, plus localflow's settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+from pathlib import Path
+
+WARM_RUNNER = "LOCALFLOW_WARM_RUNNER"
+IDLE = "LOCALFLOW_WARM_RUNNER_IDLE"
+# localflow's code: a runner that imported an older version of it is out of date.
+LOCALFLOW_PACKAGE = Path(__file__).resolve().parents[2]
+HEADER = struct.Struct("!I")  # length of the JSON message that follows
+STDIO = (0, 1, 2)
+# Interpreter options that take a value, and those that do not (python --help); any other option makes
+# the client run the command line directly.
+OPTIONS_WITH_VALUE = {"-X", "-W"}
+FROZEN_MODULES_OFF = ["-X", "frozen_modules=off"]
+FLAG_OPTIONS = {"-b", "-bb", "-B", "-d", "-E", "-O", "-OO", "-q", "-s", "-S", "-u", "-v"}
+
+
+# What every debug run imports, so the runner imports it first. Anything missing here is only imported
+# by each run again; nothing breaks.
+class Unavailable(Exception):
+    """The runner cannot take this command line; it runs directly instead."""
+
+
+# --- what a runner is for ----------------------------------------------------------------------------
+
+
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``python``'s arguments into interpreter options and the target (script or ``-m``) with its args."""
+    options: list[str] = []
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        option = argv[index]
+        if option == "-m":
+            if index + 1 == len(argv):
+                raise Unavailable("no module to run")
+            return options, argv[index:]
+        if option in OPTIONS_WITH_VALUE and index + 1 < len(argv):
+            options += argv[index : index + 2]
+            index += 2
+        elif option in FLAG_OPTIONS or option[:2] in OPTIONS_WITH_VALUE:
+            options.append(option)
+            index += 1
+        else:
+            raise Unavailable(f"interpreter option {option} is not handled")
+    if index == len(argv):
+        raise Unavailable("no script or module to run")
+    return options, argv[index:]
+
+
+def runner_options(options: list[str]) -> list[str]:
+    """The interpreter options a runner starts with: the run's, always with frozen modules off.
+
+    debugpy adds ``-X frozen_modules=off`` (https://github.com/microsoft/debugpy/issues/861) for F5 but
+    not for Ctrl+F5; with it always on, both share one runner.
+    """
+    pairs = [options[index : index + 2] for index in range(len(options) - 1)]
+    if FROZEN_MODULES_OFF in pairs:
+        at = pairs.index(FROZEN_MODULES_OFF)
+        options = options[:at] + options[at + 2 :]
+    return [*FROZEN_MODULES_OFF, *options]
+
+
+def airflow_environment(env: dict[str, str]) -> dict[str, str]:
+    """The environment ``dag-test`` runs Airflow with (localflow's settings applied), as the runner imports it."""
+    from localflow import settings
+
+    if settings.IN_CONTAINER:
+        return dict(env)
+    return settings.native_environment(base=env)
+
+
+def _stat(path: Path) -> tuple[str, int, int]:
+    try:
+        status = path.stat()
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path), status.st_mtime_ns, status.st_size)
+
+
+def fingerprint(options: list[str], airflow_env: dict[str, str], cwd: str) -> str:
+    """What the runner's imports depend on; a runner with another fingerprint is out of date.
+
+    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``).
+    """
+    import site
+
+    settings = {
+        key: value
+        for key, value in airflow_env.items()
+        if key.startswith(("AIRFLOW", "LOCALFLOW", "PYTHONPATH")) and not key.startswith(WARM_RUNNER)
+    }
+    package_dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    state = {
+        "python": [sys.executable, sys.version, options],
+        "cwd": os.path.realpath(cwd),
+        "settings": sorted(settings.items()),
+        # Installing or removing a package changes its site-packages folder.
+        "packages": [_stat(Path(folder)) for folder in package_dirs],
+        "localflow": [_stat(path) for path in sorted(LOCALFLOW_PACKAGE.rglob("*.py"))],
+    }
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()
+
+
+def runtime_dir() -> Path:
+    """Where runners keep their sockets and logs: private to this user."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    folder = Path(base) / f"localflow-warm-runner-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        raise Unavailable(f"{folder} is not private to this user")
+    return folder
+
+
+def runner_paths(airflow_env: dict[str, str], cwd: str) -> tuple[Path, Path]:
+    """The socket and log of the runner for this interpreter, working folder and Airflow home.
+
+    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``).
+    """
+    home = airflow_env.get("AIRFLOW_HOME", "")
+    key = hashlib.sha256(f"{sys.executable}\0{os.path.realpath(cwd)}\0{home}".encode()).hexdigest()[:16]
+    folder = runtime_dir()
+    return folder / f"{key}.sock", folder / f"{key}.log"
+
+
+# --- messages: a length-prefixed JSON object, the first one of a request carrying stdin/out/err -------
+
+
+def send_message(sock: socket.socket, message: dict, fds: tuple[int, ...] = ()) -> None:
+    """Send ``message``, with ``fds`` attached to its first bytes (SCM_RIGHTS)."""
+    data = json.dumps(message).encode()
+    if fds:
+        socket.send_fds(sock, [HEADER.pack(len(data))], list(fds))
+        sock.sendall(data)
+    else:
+        sock.sendall(HEADER.pack(len(data)) + data)
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def receive_message(sock: socket.socket, max_fds: int = 0) -> tuple[dict, list[int]]:
+    """Receive one message and the file descriptors attached to it (now open in this process)."""
+    if max_fds:
+        header, fds, _flags, _address = socket.recv_fds(sock, HEADER.size, max_fds)
+        if len(header) < HEADER.size:
+            header += _receive_exactly(sock, HEADER.size - len(header))
+    else:
+        header, fds = _receive_exactly(sock, HEADER.size), []
+    (size,) = HEADER.unpack(header)
+    return json.loads(_receive_exactly(sock, size)), fds

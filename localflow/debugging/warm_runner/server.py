@@ -1,0 +1,229 @@
+"""The warm runner itself: a background process that imported Airflow once and forks a process per run.
+
+Each accepted run is handled in a fork (``keep_session``) that forks the run itself (``run_command``):
+the run becomes the process ``python ARGV`` would have been, in its own process group, with the client's
+terminal. The runner exits after ``LOCALFLOW_WARM_RUNNER_IDLE`` seconds without a run, when its socket
+is taken over by a replacement, or when a client brings a newer fingerprint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from localflow.debugging.warm_runner.protocol import (
+    STDIO,
+    airflow_environment,
+    receive_message,
+    send_message,
+    split_command,
+)
+
+IDLE = "LOCALFLOW_WARM_RUNNER_IDLE"
+DEFAULT_IDLE = 1800.0
+# What every debug run imports, so the runner imports it first. Anything missing here is only imported
+# by each run again; nothing breaks.
+PRELOAD_MODULES = (
+    "localflow.__main__",
+    "localflow.debugging.dagtest",
+    "localflow.debugging.support",
+    "airflow.sdk",
+    "airflow.dag_processing.dagbag",
+    "airflow.api_fastapi.common.exceptions",
+    "airflow.api_fastapi.execution_api.app",
+    "airflow.api_fastapi.execution_api.routes",
+    "airflow.sdk.execution_time.supervisor",
+    "airflow.sdk.execution_time.task_runner",
+    "airflow.sdk.listener",
+    "airflow.utils.db",
+    "fastapi.testclient",
+    "debugpy.server.cli",
+)
+
+
+def preload() -> None:
+    """Import what every debug run needs, with localflow's Airflow environment, then freeze it for forks."""
+    import gc
+    import importlib
+
+    os.environ.update(airflow_environment(dict(os.environ)))
+    for module in PRELOAD_MODULES:
+        importlib.import_module(module)
+    gc.freeze()  # the collector leaves these objects alone, so forks share their pages
+
+
+def peer_is_us(connection: socket.socket) -> bool:
+    """Only this user's processes may run code here (the socket's folder is private too)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return uid == os.getuid()
+
+
+def serve(socket_path: Path, own_fingerprint: str) -> int:
+    """Accept runs until idle for too long or out of date; each run is handled in a fork."""
+    preload()
+    idle_limit = float(os.environ.get(IDLE) or DEFAULT_IDLE)
+    socket_path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path))
+    os.chmod(socket_path, 0o600)
+    own_socket = socket_path.stat().st_ino
+
+    def retire(reason: str) -> None:
+        # Unlink only our own socket file: a replacement may have bound the path already.
+        if _inode(socket_path) == own_socket:
+            socket_path.unlink(missing_ok=True)
+        print(f"localflow warm runner {os.getpid()}: {reason}: exiting", flush=True)
+
+    listener.listen()
+    listener.settimeout(1.0)
+    print(f"localflow warm runner {os.getpid()}: ready on {socket_path}", flush=True)
+    sessions: set[int] = set()
+    last_activity = time.monotonic()
+    with listener:
+        while True:
+            sessions = {pid for pid in sessions if os.waitpid(pid, os.WNOHANG) == (0, 0)}
+            if sessions:
+                last_activity = time.monotonic()
+            elif time.monotonic() - last_activity > idle_limit:
+                retire(f"idle for {idle_limit:.0f} s")
+                return 0
+            if _inode(socket_path) != own_socket:
+                retire("replaced")
+                return 0
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                session = answer(connection, own_fingerprint, listener, retire)
+            if session is None:
+                return 0
+            if session:
+                sessions.add(session)
+                last_activity = time.monotonic()
+
+
+def answer(
+    connection: socket.socket, own_fingerprint: str, listener: socket.socket, retire: Callable[[str], None]
+) -> int | None:
+    """Handle one request: fork a session for a run (its PID), 0 for a bad request, None to exit."""
+    fds: list[int] = []
+    try:
+        connection.settimeout(10)
+        request, fds = receive_message(connection, max_fds=len(STDIO))
+        if not peer_is_us(connection):
+            return 0
+        if request.get("stop") or request.get("fingerprint") != own_fingerprint:
+            retire("stop requested" if request.get("stop") else "out of date")  # before the client
+            send_message(connection, {"stale": True})  # starts a replacement
+            return None
+        if len(fds) != len(STDIO):
+            return 0
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            connection.settimeout(None)
+            os._exit(keep_session(connection, request, fds))
+        return pid
+    except (EOFError, OSError, ValueError) as error:
+        print(f"localflow warm runner: a request failed: {error!r}", flush=True)
+        return 0
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def keep_session(connection: socket.socket, request: dict, fds: list[int]) -> int:
+    """In a fork of the runner: start the run in its own fork, then report its end to the client.
+
+    If the client goes away first (VS Code's Stop kills it), the run and its children are stopped.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    pid = os.fork()
+    if pid == 0:
+        connection.close()
+        os._exit(run_command(request, fds))
+    send_message(connection, {"pid": pid})
+    while True:
+        readable, _, _ = select.select([connection], [], [], 0.05)
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            code = os.waitstatus_to_exitcode(status)
+            send_message(connection, {"exit": code if code >= 0 else 128 - code})
+            return 0
+        if readable and not connection.recv(1):  # the client is gone
+            stop_process_group(pid)
+            return 0
+
+
+def stop_process_group(pgid: int) -> None:
+    """Kill the run and what it started, as debugpy's launcher kills a debuggee's process group on Stop."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    os.waitpid(pgid, 0)
+
+
+def run_command(request: dict, fds: list[int]) -> int:
+    """In the run's fork: become the process ``python ARGV`` would have been, run, and exit like it."""
+    import atexit
+    import runpy
+    import threading
+    import traceback
+
+    os.setpgid(0, 0)  # its own group, so that Stop reaches the processes it starts too
+    for target, fd in zip(STDIO, fds, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    _options, target = split_command(request["argv"])
+    code: object = 0
+    try:
+        if target[0] == "-m":
+            sys.argv = [target[1], *target[2:]]
+            sys.path[0] = os.getcwd()
+            runpy._run_module_as_main(target[1], alter_argv=True)  # what `python -m` runs
+        else:
+            script = os.path.abspath(target[0])
+            sys.argv = [target[0], *target[1:]]
+            sys.path[0] = script if os.path.isdir(script) else os.path.dirname(script)
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as exit_request:
+        code = exit_request.code
+    except BaseException:  # as the interpreter would: print it, exit 1
+        traceback.print_exc()
+        code = 1
+    # What the interpreter does at exit: wait for threads, run exit handlers, flush.
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    return code

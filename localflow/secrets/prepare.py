@@ -1,0 +1,46 @@
+"""What must hold before any Airflow component starts: secrets, checked settings, admin password, database.
+
+The native ``up`` and compose's ``airflow-init`` (``python -m localflow init``) both run ``prepare``, so a
+workspace is made ready the same way whichever way it is started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from localflow import settings, settings_check
+from localflow.airflow_cli import run_airflow
+from localflow.secrets import keyguard, passwords, store
+from localflow.secrets.rules import ADMIN_PASSWORD
+
+
+def ensure_secrets(workspace: Path, env: Mapping[str, str]) -> None:
+    """Make or complete ``.env``; a new Fernet key only while the database holds nothing encrypted."""
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)  # the guard opens a SQLite file there
+    store.ensure(workspace, may_generate=keyguard.generation_guard(env))
+
+
+def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Secrets, settings check, key guard, admin password, migrated database, in that order.
+
+    Returns ``env`` with the secrets of ``.env`` under it (the process environment still wins).
+    """
+    ensure_secrets(workspace, env)
+    own_settings = store.load(workspace)
+    settings_check.check(own_settings, settings.ENV_FILE_NAME)
+    effective = {**own_settings, **env}
+    settings_check.check_parse_timeouts(effective)
+    keyguard.check(effective)  # also the first contact with the database: nothing is written before it
+    passwords.write(
+        Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), effective[ADMIN_PASSWORD]
+    )
+    run_airflow(["db", "migrate"], effective, "migrating the metadata database")
+    return effective
+
+
+def init_container() -> int:
+    """The compose ``airflow-init`` service: the same preparation as a native run, in the container."""
+    prepare(settings.WORKSPACE, settings.current_environment())
+    print("localflow: secrets ready, admin password set, database migrated.", flush=True)
+    return 0

@@ -1,0 +1,143 @@
+"""Airflow's LocalExecutor with workers forked when there is work and retired when there is none.
+
+Configured in ``airflow.env`` as ``AIRFLOW__CORE__EXECUTOR=localflow.stack.executor.LocalExecutor`` (Airflow's
+custom executor syntax: a module path; the class keeps Airflow's name, so ``executor="LocalExecutor"``
+on a task and Airflow's own "is this a local executor" checks still match it).
+
+Airflow's LocalExecutor forks all ``[core] parallelism`` workers when the scheduler starts and keeps them
+forever ("Future enhancement if someone wants: shut down workers that have been idle for N seconds").
+On one developer's machine the stack is idle most of the time, and each idle worker holds about 20 MB of
+its own memory. Here a worker is forked only for a workload that no idle worker can take, and when
+nothing has been queued or running for ``IDLE_TIMEOUT`` seconds every worker gets Airflow's own poison
+pill (``None`` on the activity queue) and exits. Forking one costs a few milliseconds: the scheduler has
+imported everything a worker needs.
+
+A worker freezes what it inherited for the garbage collector as its first step, so that its collections
+do not write to (and so copy) the scheduler's pages. Airflow instead freezes in the scheduler around the
+fork and unfreezes afterwards, which would also hand the objects the native supervisor froze before
+forking the scheduler (``preload.py``) back to the scheduler's collector, and copy them.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import time
+from typing import TYPE_CHECKING
+
+from airflow.executors import local_executor
+
+if TYPE_CHECKING:
+    from airflow.executors.workloads import ExecutorWorkload
+
+# Long enough that a worker lives through the short pauses between the tasks of a run (the next task is
+# queued within a scheduler loop or two), short enough that an idle stack has no workers.
+IDLE_TIMEOUT = 5.0
+# How long the scheduler waits for a retired worker to exit. An idle worker reads its pill at once; one
+# that does not exit in time is left to finish and reaped later, so the scheduler loop never stalls.
+RETIRE_JOIN_TIMEOUT = 1.0
+
+
+def _run_worker_frozen(**kwargs) -> None:
+    """Airflow's worker loop, after moving every inherited object out of reach of the collector."""
+    gc.freeze()
+    local_executor._run_worker(**kwargs)
+
+
+class LocalExecutor(local_executor.LocalExecutor):
+    """LocalExecutor with on-demand workers: none at start, forked for queued work, retired when idle."""
+
+    def start(self) -> None:
+        """Open the queues; no worker is forked yet (see ``_spawn_workers_with_gc_freeze``)."""
+        # Workload key -> the state a worker reports when it picks the workload up (None: none). A key
+        # leaves when any other state arrives: the workload has finished.
+        self._in_flight: dict = {}
+        self._retiring: dict[int, multiprocessing.Process] = {}
+        self._idle_since: float | None = None
+        super().start()
+
+    def _process_workloads(self, workload_list: list[ExecutorWorkload]) -> None:
+        # Recorded before Airflow's method queues them: it ends by asking for workers for them.
+        for workload in workload_list:
+            self._in_flight[workload.key] = workload.running_state
+        self._idle_since = None
+        super()._process_workloads(workload_list)
+
+    def change_state(self, key, state, info=None, remove_running=True) -> None:
+        """Airflow's state change; a workload's final state also takes it out of ``_in_flight``."""
+        super().change_state(key, state, info, remove_running)
+        if key in self._in_flight and state != self._in_flight[key]:
+            del self._in_flight[key]
+
+    def _spawn_workers_with_gc_freeze(self, spawn_number: int) -> None:
+        """Fork only the workers the queued workloads need, at most ``spawn_number``.
+
+        Airflow calls this (with fork as the start method) from ``start()`` for ``parallelism`` workers,
+        and whenever workloads wait, for all the missing ones. Each alive worker is busy with one
+        workload in flight or free to take one, so the workloads in flight need that many workers.
+        """
+        # The scheduler often queues a run's next task before this executor has read the result of the
+        # last one (the task reported its state to the API first): read it now, or its idle worker
+        # would look busy and a second one would be forked.
+        self._read_results()
+        needed = min(self.parallelism, len(self._in_flight)) - len(self.workers)
+        for _ in range(min(spawn_number, needed)):
+            self._spawn_worker()
+
+    def _spawn_worker(self) -> None:
+        # Airflow's _spawn_worker with the worker loop wrapped by _run_worker_frozen.
+        process = multiprocessing.Process(
+            target=_run_worker_frozen,
+            kwargs={
+                "logger_name": self.log.name,
+                "input": self.activity_queue,
+                "output": self.result_queue,
+                "unread_messages": self._unread_messages,
+                "team_conf": self.conf,
+            },
+        )
+        process.start()
+        self.workers[process.pid] = process
+
+    def sync(self) -> None:
+        """Airflow's sync (results in, dead workers reaped, workers for waiting work), then retire idle ones."""
+        super().sync()
+        self._retire_idle_workers()
+
+    def _retire_idle_workers(self) -> None:
+        for pid, process in list(self._retiring.items()):
+            if not process.is_alive():
+                process.close()
+                del self._retiring[pid]
+        if self._in_flight or not self.workers:
+            self._idle_since = None
+            return
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since < IDLE_TIMEOUT:
+            return
+        self._idle_since = None
+        self.log.info("Retiring %d idle worker(s) after %.0f s without work", len(self.workers), IDLE_TIMEOUT)
+        # One pill each; every worker is idle (nothing in flight), so each reads one and exits. Work
+        # queued from now on lines up behind the pills and gets newly forked workers.
+        for _ in self.workers:
+            self.activity_queue.put(None)
+        self._retiring.update(self.workers)
+        self.workers = {}
+        deadline = time.monotonic() + RETIRE_JOIN_TIMEOUT
+        for pid, process in list(self._retiring.items()):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is not None:
+                process.close()
+                del self._retiring[pid]
+
+    def end(self) -> None:
+        """Airflow's end, which also covers retired workers still alive: one more pill each, then join.
+
+        A retired worker has a pill of its own waiting already; a spare pill is harmless, the queue is
+        closed right after.
+        """
+        self.workers.update(self._retiring)
+        self._retiring = {}
+        super().end()

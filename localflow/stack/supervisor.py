@@ -1,0 +1,241 @@
+"""The supervisor of the native stack: every component as a child process, restarted, stopped on Ctrl-C.
+
+It starts the api-server, scheduler, dag-processor, triggerer and the dag watcher once ``up`` (``up.py``)
+has prepared the workspace. A component that dies is restarted with a growing delay, the way compose's
+``restart: unless-stopped`` does, so a database restart heals without a hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localflow import rest, settings
+from localflow.airflow_cli import airflow_command
+from localflow.errors import LocalflowError
+from localflow.secrets.rules import ADMIN_PASSWORD
+from localflow.stack import preload
+from localflow.stopping import StopRequest
+
+# The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
+# api-server reads the log files directly, so there is nothing to serve.
+COMPONENTS: dict[str, list[str]] = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+# Our own components: `python -m localflow ARGS`, supervised like Airflow's.
+LOCALFLOW_COMPONENTS: dict[str, list[str]] = {
+    "dag-watcher": ["watch"],  # reparses a saved DAG file at once (localflow/watcher.py)
+}
+# Fork the Airflow components from this process after importing Airflow once (preload.py):
+# they share its memory. `LOCALFLOW_PRELOAD=off` in .env starts each one as its own `airflow` process.
+PRELOAD = "LOCALFLOW_PRELOAD"
+SUPERVISE = "--supervise"  # `up` runs again with this once the workspace is prepared
+ADOPT = "--adopt"  # the supervisor re-executed itself: the PIDs of its components follow (shed_airflow)
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+STOP_TIMEOUT = 20.0
+MAX_RESTART_DELAY = 30.0
+
+
+@dataclass
+class Component:
+    """One supervised Airflow process."""
+
+    name: str
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen | preload.ForkedProcess | None = None
+    restarts: int = 0
+    next_start: float | None = None  # when a component that exited is due to restart
+
+    def start(self, env: Mapping[str, str], forked: bool = False) -> None:
+        """Start (or restart) the process in its own session, output appended to its log file.
+
+        ``forked``: fork it from this process, which has preloaded Airflow with ``env``.
+        """
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if forked and self.name in COMPONENTS:
+            self.process = preload.fork_airflow(self.args, self.log_path)
+            return
+        with self.log_path.open("ab") as log:
+            command = (
+                [sys.executable, "-m", "localflow", *self.args]
+                if self.name in LOCALFLOW_COMPONENTS
+                else airflow_command(*self.args)
+            )
+            self.process = subprocess.Popen(
+                command,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us, not them: we stop them in order
+            )
+
+    def signal(self, signum: int) -> None:
+        """Signal the component's whole process group (it forks workers)."""
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+
+@dataclass
+class NativeStack:
+    """The four components of a native run."""
+
+    env: dict[str, str]
+    components: list[Component] = field(default_factory=list)
+    preloaded: bool = False  # Airflow imported here: components are forked from this process
+
+    @property
+    def log_dir(self) -> Path:
+        """Where each component's output goes, under the stack's AIRFLOW_HOME."""
+        return Path(self.env["AIRFLOW_HOME"]) / "logs" / "components"
+
+    def __post_init__(self) -> None:
+        self.components = [
+            Component(name, args, self.log_dir / f"{name}.log")
+            for name, args in {**COMPONENTS, **LOCALFLOW_COMPONENTS}.items()
+        ]
+
+    def import_airflow_once(self) -> None:
+        """Import Airflow here once, unless turned off, so that every component shares it.
+
+        This process's environment must be ``self.env``: ``up`` starts the supervisor with it.
+        """
+        if self.env.get(PRELOAD, "on").lower() not in settings.OFF_WORDS:
+            preload.preload()
+            self.preloaded = True
+
+    def start(self) -> None:
+        """Start every component."""
+        for component in self.components:
+            component.start(self.env, forked=self.preloaded)
+
+    def adopt(self, pids: Mapping[str, int]) -> None:
+        """Take over the components a previous execution of this process started (same PID)."""
+        for component in self.components:
+            if pids.get(component.name):
+                # Still this PID's child, forked or not: waitpid works for it.
+                component.process = preload.ForkedProcess(pids[component.name])
+
+    def supervise_once(self) -> None:
+        """Restart any component that exited, with exponential back-off."""
+        now = time.monotonic()
+        for component in self.components:
+            code = component.process.poll() if component.process else None
+            if code is None:
+                continue
+            if component.next_start is None:
+                # What the dead process forked (the scheduler's executor workers) lives on in its group;
+                # end it, as compose does when it restarts a container, or every restart leaks workers.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(component.process.pid, signal.SIGKILL)
+                delay = min(2.0**component.restarts, MAX_RESTART_DELAY)
+                component.next_start = now + delay
+                print(
+                    f"localflow: {component.name} exited (code {code}); restarting in {delay:.0f} s "
+                    f"(log: {component.log_path})",
+                    flush=True,
+                )
+            elif now >= component.next_start:
+                component.restarts += 1
+                component.next_start = None
+                component.start(self.env, forked=self.preloaded)
+
+    def stop(self) -> None:
+        """SIGTERM every component, then SIGKILL what is still alive after the timeout."""
+        for component in self.components:
+            component.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for component in self.components:
+            if component.process:
+                try:
+                    component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    component.signal(signal.SIGKILL)
+                    component.process.wait()
+
+
+def shed_airflow(stack: NativeStack, stopping: StopRequest) -> None:
+    """Execute this supervisor afresh without the Airflow it imported, once the components are forked.
+
+    Same PID, so the components stay its children and it adopts them (``ADOPT``). What it imported is by
+    then only its own copy of pages every component has copied already (measured: about 25 MB private);
+    without it the supervisor is a small Python process. The price: a component that dies is restarted
+    on its own, as with ``LOCALFLOW_PRELOAD=off``, without sharing the others' memory (about 90 MB more,
+    until the next ``up``). Ctrl-C and SIGTERM are held across the ``execve`` and handled after it.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if stopping:  # asked to stop before the signals were held: stop in this execution
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return
+    pids = {c.name: c.process.pid for c in stack.components if c.process}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(
+        sys.executable,
+        [sys.executable, "-m", "localflow", "up", SUPERVISE, ADOPT, json.dumps(pids)],
+        stack.env,
+    )
+
+
+def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> int:
+    """Start the components, report how to log in, and supervise until Ctrl-C or SIGTERM.
+
+    ``args``: ``[ADOPT, JSON]`` when the supervisor re-executed itself (``shed_airflow``).
+    """
+    if "AIRFLOW_HOME" not in os.environ:  # not the environment `up` prepared
+        raise LocalflowError(f"`up {SUPERVISE}` is started by `up` itself; run `python -m localflow up`.")
+    env = dict(os.environ)
+    stack = NativeStack(env)
+
+    stopping = StopRequest()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held by shed_airflow(), if it ran
+    try:
+        if args and args[0] == ADOPT:
+            stack.adopt(json.loads(args[1]))
+        else:
+            print("localflow: starting api-server, scheduler, dag-processor, triggerer ...", flush=True)
+            stack.import_airflow_once()
+            stack.start()
+            if stack.preloaded:
+                shed_airflow(stack, stopping)
+        deadline = time.monotonic() + health_timeout
+        while not stopping and not rest.is_healthy(rest.health(settings.api_url(stack.env))):
+            if time.monotonic() > deadline:
+                raise LocalflowError(
+                    f"Airflow did not become healthy within {health_timeout:.0f} s; "
+                    f"see the logs in {stack.log_dir}."
+                )
+            stack.supervise_once()
+            time.sleep(0.5)
+        if not stopping:
+            with contextlib.suppress(OSError):  # the stack is up when it can run a task
+                rest.warm_up_execution_api(settings.api_url(env))
+            print(
+                f"\nAirflow is up: {settings.api_url(env)}\n"
+                f"  log in as {settings.ADMIN_USER!r} with the password in .env ({ADMIN_PASSWORD});\n"
+                f"  `python -m localflow secrets get {ADMIN_PASSWORD}` prints it.\n"
+                f"  DAGs: {env['AIRFLOW__CORE__DAGS_FOLDER']}   component logs: {stack.log_dir}\n"
+                "  Press Ctrl-C to stop.\n",
+                flush=True,
+            )
+        while not stopping:
+            stack.supervise_once()
+            time.sleep(0.5)
+    finally:
+        print("localflow: stopping ...", flush=True)
+        stack.stop()
+        print("localflow: stopped.", flush=True)
+    return 0

@@ -1,0 +1,57 @@
+"""``python -m localflow up``: check the port, prepare the workspace, then become the supervisor.
+
+Preparing is ``secrets.prepare`` (the same as compose's ``airflow-init``); supervising is ``supervisor.py``,
+which this process becomes in place (same PID) with exactly the prepared environment.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+from localflow import settings
+from localflow.errors import LocalflowError
+from localflow.secrets.prepare import prepare
+from localflow.stack.supervisor import SUPERVISE
+
+
+def check_port_free(host: str, port: int, setting: str) -> None:
+    """Refuse to start anything when a port we need is taken, rather than half-start the stack."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise LocalflowError(
+                f"port {port} on {host} is already in use (another Airflow?); stop that process "
+                f"or set {setting} to a free port in .env."
+            ) from None
+
+
+def preflight(env: dict[str, str]) -> None:
+    """Check the ports before anything starts."""
+    check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
+
+
+def up(workspace: Path = settings.WORKSPACE) -> int:
+    """Check the ports, prepare the workspace, then become the supervisor of the components."""
+    if settings.IN_CONTAINER:
+        raise LocalflowError("`up` runs Airflow natively; in the dev container the stack is already running.")
+    env = settings.native_environment(workspace)
+    # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
+    # writes a default airflow.cfg into ~/airflow.
+    os.environ.update(env)
+    preflight(env)
+    database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
+    print(f"localflow: preparing {workspace} (database: {database}) ...", flush=True)
+    # The components need what prepare() may just have created: on a fresh clone .env (the secrets) did
+    # not exist when the environment above was computed. The supervisor starts afresh (same PID) with
+    # exactly that environment, so the Airflow it imports for its components is configured by it alone.
+    prepared = prepare(workspace, env)
+    # Forked components rename themselves ("airflow scheduler"); within argv's space, so that their
+    # environment stays readable in /proc/PID/environ (setproctitle would write its title over it).
+    prepared["SPT_NOENV"] = "1"
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "localflow", "up", SUPERVISE], prepared)
+    return 1  # not reached

@@ -1,0 +1,100 @@
+"""The on-demand LocalExecutor: configured everywhere, no idle workers, runs still succeed.
+
+Real Airflow and a real native stack on PostgreSQL: the scheduler's own child processes show when
+workers are forked and retired.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from localflow import settings
+from localflow.stack import executor
+from testkit.native_stack import RunningStack, components, running_stack
+
+WORKER_TITLE = "airflow worker -- LocalExecutor"
+CONFIGURED = "localflow.stack.executor.LocalExecutor"
+
+
+def workers(scheduler: psutil.Process) -> set[int]:
+    """PIDs of the scheduler's executor workers (the task processes are their children, not its)."""
+    found = set()
+    for child in scheduler.children():
+        try:
+            if child.cmdline()[0].startswith(WORKER_TITLE):
+                found.add(child.pid)
+        except (psutil.NoSuchProcess, IndexError):
+            continue
+    return found
+
+
+def run_watching_workers(stack: RunningStack, scheduler: psutil.Process, token: str) -> tuple[str, set[int]]:
+    """Trigger example_etl and wait for its end; return its state and every worker seen meanwhile."""
+    run_id = stack.trigger("example_etl", token)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        seen |= workers(scheduler)
+        status, body = stack.request("GET", f"/api/v2/dags/example_etl/dagRuns/{run_id}", token=token)
+        if status == 200 and body["state"] in {"success", "failed"}:
+            return body["state"], seen
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} unfinished:\n{stack.output()}")
+
+
+def wait_for_no_workers(scheduler: psutil.Process, timeout: float) -> float:
+    """Seconds until the scheduler has no worker left; fails after ``timeout``."""
+    started = time.monotonic()
+    while workers(scheduler):
+        assert time.monotonic() - started < timeout, f"workers still alive: {workers(scheduler)}"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_airflow_env_configures_it():
+    """airflow.env names this class with Airflow's module-path syntax, and Airflow's loader finds it."""
+    from airflow.executors.executor_loader import ExecutorLoader
+
+    assert settings.shared_settings()["AIRFLOW__CORE__EXECUTOR"] == CONFIGURED
+    # tests/conftest.py gives this process the native environment, airflow.env included.
+    executor_class, _ = ExecutorLoader.import_default_executor_cls()
+    assert executor_class is executor.LocalExecutor
+    # Airflow's checks by class name ("is it a local executor?") still recognise it.
+    assert executor_class.__name__ == "LocalExecutor"
+    assert executor_class.is_local
+
+
+def test_start_forks_no_worker():
+    """Started, the executor has its queues and no worker; end() with none is clean."""
+    instance = executor.LocalExecutor(parallelism=4)
+    instance.start()
+    try:
+        assert instance.workers == {}
+        instance.sync()
+        assert instance.workers == {}
+        assert not psutil.Process().children()
+    finally:
+        instance.end()
+
+
+@pytest.mark.stack
+def test_workers_come_with_work_and_go_when_idle(tmp_path, postgres):
+    """No worker at idle; a run forks them and succeeds; they retire; the next run forks new ones."""
+    with running_stack(tmp_path, postgres.create()) as stack:
+        scheduler = components(stack)["scheduler"]
+        scheduler_log = stack.workspace / ".airflow" / "logs" / "components" / "scheduler.log"
+        assert f"Loaded executor: ::{CONFIGURED}" in scheduler_log.read_text()
+        assert workers(scheduler) == set(), "workers forked before any work"
+        token = stack.token()
+        earlier: set[int] = set()
+        for run in ("first run", "run after the workers retired"):
+            state, seen = run_watching_workers(stack, scheduler, token)
+            assert state == "success", f"{run}:\n{stack.output()}"
+            assert seen, f"{run}: no worker seen"
+            assert not seen & earlier, f"{run}: retired workers were reused"
+            # Retired after IDLE_TIMEOUT without work; the margin covers a slow scheduler loop.
+            wait_for_no_workers(scheduler, timeout=executor.IDLE_TIMEOUT + 30)
+            earlier |= seen

@@ -1,0 +1,129 @@
+"""The native stack: ``python -m localflow up`` on PostgreSQL, logged in, a DAG run, a clean stop."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import psutil
+import pytest
+
+from localflow import settings
+from localflow.envfile import parse
+from localflow.secrets import keyguard
+from localflow.secrets.rules import SECRETS
+from testkit.native_stack import (
+    container_environment,
+    make_workspace,
+    run_localflow,
+    running_stack,
+    stack_environment,
+    start_up,
+)
+
+pytestmark = pytest.mark.stack
+SECRET_NAMES = {secret.name for secret in SECRETS}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
+    """All components become healthy, the admin logs in, a triggered DAG succeeds, Ctrl-C stops everything.
+
+    SQLite is what a fresh machine gets by default; PostgreSQL is what the containers use.
+    """
+    with running_stack(tmp_path, postgres.create() if backend == "postgres" else None) as stack:
+        assert f"(database: {'postgresql+psycopg2' if backend == 'postgres' else 'sqlite'})" in stack.output()
+        output = stack.output()
+        assert stack.url in output and "log in as 'admin'" in output
+        assert "[warning" not in output  # nothing but its own lines between the user and the UI address
+        health = stack.request("GET", "/api/v2/monitor/health", token=None)[1]
+        assert {
+            health[key]["status"] for key in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        } == {"healthy"}
+        token = stack.token()
+        run_id = stack.trigger("example_etl", token)
+        assert stack.wait_for_run("example_etl", run_id, token) == "success"
+        assert_connection_encrypted_with_env_key(stack, token)
+        children = psutil.Process(stack.process.pid).children(recursive=True)
+        assert len(children) >= 4
+        assert stack.stop() == 0
+    assert "localflow: stopped." in stack.output()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left running: {[process.cmdline() for process in alive]}"
+    assert_no_secret_logged(stack.workspace)
+
+
+def assert_connection_encrypted_with_env_key(stack, token):
+    """A password saved through the API is stored encrypted with the Fernet key of .env (never plaintext)."""
+    payload = {"connection_id": "secret_conn", "conn_type": "postgres", "password": "s3cret-pw"}
+    status, body = stack.request("POST", "/api/v2/connections", payload, token=token)
+    assert status == 201, body
+    env = settings.native_environment(stack.workspace, base=stack.env)
+    assert ("connection", "secret_conn") in {
+        (kind, ident) for kind, ident, _ in keyguard.encrypted_values(env)
+    }
+    assert not keyguard.undecryptable(env)
+
+
+def assert_no_secret_logged(workspace):
+    """No generated secret appears in what `up` printed or in any component or task log."""
+    values = [
+        value
+        for name, value in parse((workspace / ".env").read_text(), ".env").items()
+        if name in SECRET_NAMES
+    ]
+    logs = [workspace / "up.out", *(workspace / ".airflow" / "logs").rglob("*")]
+    assert len(logs) > 5
+    for log in logs:
+        if log.is_file():
+            text = log.read_text(errors="ignore")
+            for value in values:
+                assert value not in text, f"a secret is printed in {log}"
+
+
+def test_wrong_password_is_refused(tmp_path, postgres):
+    """Authentication is on: a wrong password gets no token."""
+    with running_stack(tmp_path, postgres.create()) as stack:
+        status, _ = stack.request(
+            "POST", "/auth/token", {"username": "admin", "password": "wrong"}, token=None
+        )
+        assert status == 401
+
+
+def test_listens_on_loopback_only(tmp_path, postgres):
+    """No component listens on a public interface (api-server, scheduler health, no log servers)."""
+    with running_stack(tmp_path, postgres.create()) as stack:
+        pids = {stack.process.pid} | {
+            child.pid for child in psutil.Process(stack.process.pid).children(recursive=True)
+        }
+        listening = [
+            connection
+            for connection in psutil.net_connections(kind="tcp")
+            if connection.status == psutil.CONN_LISTEN and connection.pid in pids
+        ]
+        assert listening
+        assert {connection.laddr.ip for connection in listening} == {"127.0.0.1"}
+
+
+def test_port_taken_is_one_clear_line_and_nothing_starts(tmp_path, postgres):
+    """With the UI port taken, `up` says so in one line and starts no Airflow process."""
+    workspace = make_workspace(tmp_path)
+    env = stack_environment(workspace, postgres.create())
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(env["AIRFLOW__API__PORT"])))
+        squatter.listen()
+        running = start_up(workspace, env)
+        code = running.process.wait(timeout=120)
+    assert code == 1
+    lines = running.output().strip().splitlines()
+    assert len(lines) == 1 and "already in use" in lines[0] and "AIRFLOW__API__PORT" in lines[0]
+    assert not (workspace / ".env").exists()
+
+
+def test_init_prepares_like_the_container(tmp_path, postgres):
+    """`init` (compose's airflow-init) makes secrets, the admin password file and a migrated database."""
+    workspace = make_workspace(tmp_path)
+    result = run_localflow(container_environment(workspace, postgres.create()), "init")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (workspace / ".env").exists()
+    assert set(json.loads((workspace / "home" / "passwords.json").read_text())) == {"admin"}

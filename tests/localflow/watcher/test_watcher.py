@@ -1,0 +1,228 @@
+"""The dag watcher: which saves reparse which DAG files, how it watches, and that Airflow really reparses.
+
+The last tests run the native stack with Airflow's own rescans and reparses pushed out to an hour, so
+whatever shows up in the API within the test's patience was requested by the watcher.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from localflow.errors import LocalflowError
+from localflow.watcher import events, files, reparse
+from testkit.native_stack import RunningStack, dag_source, make_workspace, stack_environment, start_up
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> files.Folders:
+    """A dags/ and plugins/ pair: a DAG using a helper that uses another, a DAG using nothing."""
+    dags, plugins = tmp_path / "dags", tmp_path / "plugins"
+    (dags / "common").mkdir(parents=True)
+    (plugins / "pkg").mkdir(parents=True)
+    (plugins / "base_helper.py").write_text("VALUE = 1\n")
+    (plugins / "pkg" / "__init__.py").write_text("")
+    (plugins / "pkg" / "mid.py").write_text("from base_helper import VALUE\n")
+    (plugins / "pkg" / "rel.py").write_text("from . import mid\n")
+    (dags / "common" / "names.py").write_text("NAME = 'x'\n")
+    (dags / "uses_mid.py").write_text(dag_source("uses_mid", '"t"', "from pkg.mid import VALUE"))
+    (dags / "uses_rel.py").write_text(dag_source("uses_rel", '"t"', "import pkg.rel"))
+    (dags / "uses_names.py").write_text(dag_source("uses_names", '"t"', "from common.names import NAME"))
+    (dags / "alone.py").write_text(dag_source("alone", '"t"'))
+    return files.Folders(dags, plugins)
+
+
+# saved path (relative to the temporary root), DAG files to reparse, bundle rescan
+PLANS = (
+    ("dags/alone.py", {"alone.py"}, False),
+    ("dags/new_file.py", {"new_file.py"}, False),
+    ("plugins/base_helper.py", {"uses_mid.py", "uses_rel.py"}, False),  # through pkg.mid, pkg.rel
+    ("plugins/pkg/rel.py", {"uses_rel.py"}, False),
+    ("dags/common/names.py", {"common/names.py", "uses_names.py"}, False),
+    ("dags/__pycache__/alone.cpython-311.pyc", set(), False),
+    ("dags/.alone.py.swp", set(), False),
+    ("dags/notes.md", set(), False),
+    ("dags/.airflowignore", set(), True),
+    ("dags/removed_folder", set(), True),
+    ("plugins/.airflowignore", set(), False),
+    ("elsewhere/alone.py", set(), False),
+)
+
+
+@pytest.mark.parametrize(("saved", "reparse", "rescan"), PLANS)
+def test_plan(folders: files.Folders, saved: str, reparse: set[str], rescan: bool):
+    """A save reparses the file itself and every DAG importing it; folder changes rescan the bundle."""
+    work = files.plan([folders.dags.parent / saved], folders)
+    assert (work.reparse, work.rescan) == (reparse, rescan)
+
+
+# source, package of the file, modules it imports
+IMPORTS = (
+    ("import a.b", "", {"a.b"}),
+    ("from a import b, c", "", {"a", "a.b", "a.c"}),
+    ("from . import mid", "pkg", {"pkg", "pkg.mid"}),
+    ("from ..x import y", "pkg.sub", {"pkg.x", "pkg.x.y"}),
+    ("def f():\n    import late", "", {"late"}),
+    ("this is not python", "", set()),
+)
+
+
+@pytest.mark.parametrize(("source", "package", "expected"), IMPORTS)
+def test_imported_modules(tmp_path: Path, source: str, package: str, expected: set[str]):
+    """Imports are read without running the file, relative ones resolved, a broken file has none."""
+    path = tmp_path / "module.py"
+    path.write_text(source)
+    assert files.imported_modules(path, package) == expected
+
+
+# /proc/self/mounts line for the workspace, LOCALFLOW_WATCH, expected mode
+MODES = (
+    ("/dev/sda1 /workspaces ext4 rw 0 0", "auto", "events"),
+    ("overlay / overlay rw 0 0", "auto", "events"),
+    ("virtiofs0 /workspaces virtiofs rw 0 0", "auto", "poll"),  # Docker Desktop, macOS
+    ("grpcfuse /workspaces fakeowner rw 0 0", "auto", "poll"),
+    ("drvfs /workspaces 9p rw 0 0", "auto", "poll"),  # WSL 2 / Windows
+    ("virtiofs0 /workspaces virtiofs rw 0 0", "events", "events"),
+    ("/dev/sda1 /workspaces ext4 rw 0 0", "poll", "poll"),
+    ("/dev/sda1 /workspaces ext4 rw 0 0", "off", "off"),
+)
+
+
+@pytest.mark.parametrize(("mount", "setting", "mode"), MODES)
+def test_choose_mode(tmp_path: Path, mount: str, setting: str, mode: str):
+    """Polling where a host's bind mount may drop events; the setting always wins."""
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"proc /proc proc rw 0 0\n{mount}\n")
+    folder = Path("/workspaces/localflow/dags")
+    chosen, reason = events.choose_mode({"LOCALFLOW_WATCH": setting}, folder, mounts)
+    assert chosen == mode, reason
+
+
+def test_unknown_mode_is_one_clear_error():
+    """A mistyped LOCALFLOW_WATCH stops the watcher with the accepted values."""
+    with pytest.raises(LocalflowError, match="auto, events, poll, off"):
+        events.choose_mode({"LOCALFLOW_WATCH": "inotify"}, Path("/"))
+
+
+# environment, api-server address the watcher uses
+API_URLS = (
+    (
+        {"AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://airflow-api-server:8080/execution/"},
+        "http://airflow-api-server:8080",
+    ),
+    (
+        {"AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:9999/execution/"},
+        "http://127.0.0.1:9999",
+    ),
+    ({"LOCALFLOW_API_URL": "http://example:1/", "AIRFLOW__API__PORT": "2"}, "http://example:1"),
+    ({"AIRFLOW__API__HOST": "0.0.0.0", "AIRFLOW__API__PORT": "8081"}, "http://127.0.0.1:8081"),
+)
+
+
+@pytest.mark.parametrize(("env", "url"), API_URLS)
+def test_api_base_url(env: dict[str, str], url: str):
+    """The watcher reaches the api-server where tasks do (compose: by service name)."""
+    assert reparse.api_base_url(env) == url
+
+
+# --- against the real stack ---------------------------------------------------------------------------
+
+PATIENCE = 90  # seconds; Airflow itself would not look again for an hour
+
+
+def wait_for(condition, what: str, stack: RunningStack) -> None:
+    """Wait until ``condition()`` holds; fail with the watcher's log otherwise."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    log = stack.workspace / ".airflow" / "logs" / "components" / "dag-watcher.log"
+    raise AssertionError(f"{what} not visible after {PATIENCE} s; dag-watcher log:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def slow_airflow_stack(tmp_path_factory, postgres):
+    """A native stack whose dag-processor would not rescan or reparse by itself for an hour."""
+    root = tmp_path_factory.mktemp("watched")
+    workspace = make_workspace(root)
+    (workspace / "plugins" / "watched_helper.py").write_text('TASK_ID = "h0"\n')
+    (workspace / "dags" / "uses_helper.py").write_text(
+        dag_source("uses_helper", "watched_helper.TASK_ID", "import watched_helper")
+    )
+    (workspace / "dags" / "edited.py").write_text(dag_source("edited", '"v0"'))
+    env = stack_environment(
+        workspace,
+        postgres.create(),
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="3600",
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="3600",
+    )
+    stack = start_up(workspace, env)
+    try:
+        stack.wait_healthy()
+        token = stack.token()
+        for dag_id in ("uses_helper", "edited"):
+            stack.wait_for_dag(dag_id, token)
+        yield stack, token
+    finally:
+        stack.stop()
+
+
+def tasks(stack: RunningStack, token: str, dag_id: str) -> set[str]:
+    """The task ids of the serialized DAG."""
+    status, body = stack.request("GET", f"/api/v2/dags/{dag_id}/tasks", token=token)
+    return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
+
+
+def import_error_files(stack: RunningStack, token: str) -> set[str]:
+    """File names with a recorded import error."""
+    body = stack.request("GET", "/api/v2/importErrors", token=token)[1]
+    return {Path(error["filename"]).name for error in body.get("import_errors", [])}
+
+
+@pytest.mark.stack
+def test_saves_are_reparsed_through_the_watcher(slow_airflow_stack):
+    """New, edited, broken, fixed and deleted DAG files and an edited helper all reach the API."""
+    stack, token = slow_airflow_stack
+    dags, plugins = stack.workspace / "dags", stack.workspace / "plugins"
+
+    (dags / "brand_new.py").write_text(dag_source("brand_new", '"t"'))
+    wait_for(lambda: stack.request("GET", "/api/v2/dags/brand_new", token=token)[0] == 200, "new file", stack)
+
+    (dags / "edited.py").write_text(dag_source("edited", '"v1"'))
+    wait_for(lambda: tasks(stack, token, "edited") == {"v1"}, "edit", stack)
+
+    (plugins / "watched_helper.py").write_text('TASK_ID = "h1"\n')
+    wait_for(lambda: tasks(stack, token, "uses_helper") == {"h1"}, "helper edit", stack)
+
+    (dags / "edited.py").write_text(dag_source("edited", '"v2"') + "\nthis is not python\n")
+    wait_for(lambda: "edited.py" in import_error_files(stack, token), "import error", stack)
+    (dags / "edited.py").write_text(dag_source("edited", '"v3"'))
+    wait_for(
+        lambda: (
+            "edited.py" not in import_error_files(stack, token) and tasks(stack, token, "edited") == {"v3"}
+        ),
+        "fixed import error",
+        stack,
+    )
+
+    (dags / "brand_new.py").unlink()
+    wait_for(
+        lambda: stack.request("GET", "/api/v2/dags/brand_new", token=token)[1].get("is_stale") is True,
+        "deletion",
+        stack,
+    )
+    log = (stack.workspace / ".airflow" / "logs" / "components" / "dag-watcher.log").read_text()
+    assert "with file events" in log and "uses_helper.py: reparse requested" in log
+
+
+@pytest.mark.stack
+def test_new_file_in_a_new_folder_is_found(slow_airflow_stack):
+    """A DAG saved in a folder created after the start is found too (the folder is watched recursively)."""
+    stack, token = slow_airflow_stack
+    folder = stack.workspace / "dags" / "team"
+    folder.mkdir()
+    (folder / "nested.py").write_text(dag_source("nested", '"t"'))
+    wait_for(lambda: stack.request("GET", "/api/v2/dags/nested", token=token)[0] == 200, "nested file", stack)
