@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from localflow import rest, settings
+from localflow import rest
 from localflow.envfile import parse
 from localflow.secrets import rules
 from testkit.environment import REPO, free_port
@@ -86,7 +86,7 @@ class RunningStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"`up` exited early:\n{self.output()}"
-            if "Airflow is up" in self.output() and rest.is_healthy(rest.health(settings.api_url(self.env))):
+            if "Airflow is up" in self.output() and rest.AirflowClient(self.url).is_healthy():
                 return
             time.sleep(1)
         raise AssertionError(f"stack not healthy after {timeout} s:\n{self.output()}")

@@ -199,6 +199,7 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
         raise LocalflowError(f"`up {SUPERVISE}` is started by `up` itself; run `python -m localflow up`.")
     env = dict(os.environ)
     stack = NativeStack(env)
+    api = rest.AirflowClient(settings.api_url(env))
 
     stopping = StopRequest()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held by shed_airflow(), if it ran
@@ -212,7 +213,7 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
             if stack.preloaded:
                 shed_airflow(stack, stopping)
         deadline = time.monotonic() + health_timeout
-        while not stopping and not rest.is_healthy(rest.health(settings.api_url(stack.env))):
+        while not stopping and not api.is_healthy():
             if time.monotonic() > deadline:
                 raise LocalflowError(
                     f"Airflow did not become healthy within {health_timeout:.0f} s; "
@@ -222,7 +223,7 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
             time.sleep(0.5)
         if not stopping:
             with contextlib.suppress(OSError):  # the stack is up when it can run a task
-                rest.warm_up_execution_api(settings.api_url(env))
+                api.warm_up_execution_api()
             print(
                 f"\nAirflow is up: {settings.api_url(env)}\n"
                 f"  log in as {settings.ADMIN_USER!r} with the password in .env ({ADMIN_PASSWORD});\n"

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import settings
+from localflow import rest, settings
 from localflow.errors import LocalflowError
 from localflow.secrets import store
 from localflow.secrets.rules import ADMIN_PASSWORD
@@ -23,7 +23,7 @@ from localflow.watcher.events import (
     start_observer,
 )
 from localflow.watcher.files import Folders, plan
-from localflow.watcher.reparse import AirflowApi, ApiError, Requester, api_base_url, log
+from localflow.watcher.reparse import BUNDLE_NAME, Requester, api_base_url, log, warm_up
 
 HEARTBEAT_FILE = Path(tempfile.gettempdir()) / "localflow-dag-watcher.alive"
 HEARTBEAT_MAX_AGE = 60.0
@@ -49,7 +49,10 @@ def run(env: Mapping[str, str]) -> int:
     observer = start_observer(mode, folders, events, poll_interval)
     how = f"polling every {poll_interval:g} s" if mode == "poll" else "file events"
     log(f"watching {folders.dags} and {folders.plugins} with {how} ({reason})")
-    requester = Requester(AirflowApi(api_base_url(env), settings.ADMIN_USER, password(env)))
+    # Short timeouts: a request that hangs would hold back the next save.
+    requester = Requester(
+        rest.AirflowClient(api_base_url(env), settings.ADMIN_USER, password(env), timeout=10)
+    )
     pending: set[Path] = set()
     ready = failing = False
     try:
@@ -57,17 +60,17 @@ def run(env: Mapping[str, str]) -> int:
             pending |= collect(events, timeout=1.0)
             try:
                 if not ready:
-                    requester.tokens = requester.api.file_tokens()
+                    requester.tokens = requester.api.file_tokens(BUNDLE_NAME)
                     ready, failing = True, False
                     log(f"connected to {requester.api.base_url}")
-                    threading.Thread(target=requester.api.warm_up, daemon=True).start()
+                    threading.Thread(target=warm_up, args=(requester.api,), daemon=True).start()
                 if pending:
                     started = time.monotonic()
                     for line in requester.apply(plan(pending, folders)):
                         log(f"{line} ({(time.monotonic() - started) * 1000:.0f} ms)")
                     pending = set()
                 HEARTBEAT_FILE.touch()
-            except ApiError as error:
+            except rest.ApiError as error:
                 if ready or not failing:
                     log(f"api-server not reachable ({error}); retrying every second")
                 ready, failing = False, True

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from localflow import rest, settings
+from localflow import rest
 from testkit.environment import free_port
 from testkit.native_stack import RunningStack, running_stack
 
@@ -117,7 +117,7 @@ def wait_healthy_again(running: RunningStack, timeout: float = 180) -> None:
     """Wait until every component reports healthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if rest.is_healthy(rest.health(settings.api_url(running.env))):
+        if rest.AirflowClient(running.url).is_healthy():
             return
         time.sleep(1)
     raise AssertionError(f"not healthy again after {timeout} s:\n{running.output()}")
@@ -151,7 +151,7 @@ def test_api_server_killed(slow_dag_stack: RunningStack):
     running = slow_dag_stack
     component(running, "api-server").send_signal(signal.SIGKILL)
     time.sleep(1)
-    assert rest.health(settings.api_url(running.env)) is None
+    assert rest.AirflowClient(running.url).health() is None
     wait_healthy_again(running)
     assert running.token()
     assert "api-server exited (code -9); restarting" in running.output()
