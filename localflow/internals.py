@@ -1,0 +1,219 @@
+"""Every private internal of Airflow and CPython the workspace relies on, each with the reason, in one list.
+
+An Airflow upgrade may rename or drop any of them without notice; ``tests/localflow/test_internals.py``
+checks each against what is installed and names the one that is gone. Add a row whenever code starts to
+rely on something that is not public API (an underscore name, a module attribute set at run time, a
+table the workspace reads with SQL, a method it overrides).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Internal:
+    """``module``'s ``name`` (a dotted attribute path), what relies on it and why.
+
+    ``kind``: ``attribute`` (it exists), ``assigned`` (a class assigns ``self.NAME`` in its code, so it is
+    an instance attribute), ``declared`` (a module-level name that is annotated and set at run time), or
+    ``parameters`` (a callable that takes at least ``parameters``).
+    """
+
+    module: str
+    name: str
+    used_by: str
+    why: str
+    kind: str = "attribute"
+    parameters: tuple[str, ...] = ()
+
+    @property
+    def qualified_name(self) -> str:
+        """``module.name``."""
+        return f"{self.module}.{self.name}"
+
+
+LOCAL_EXECUTOR = "airflow.executors.local_executor"
+EXECUTION_API = "airflow.api_fastapi.execution_api.app"
+
+INTERNALS = (
+    # --- the on-demand LocalExecutor (stack/executor.py) ----------------------------------------------
+    Internal(
+        LOCAL_EXECUTOR,
+        "_run_worker",
+        "stack/executor.py",
+        "a worker runs Airflow's own loop after gc.freeze()",
+        "parameters",
+        ("logger_name", "input", "output", "unread_messages", "team_conf"),
+    ),
+    Internal(
+        LOCAL_EXECUTOR,
+        "LocalExecutor._spawn_workers_with_gc_freeze",
+        "stack/executor.py",
+        "overridden: fork only the workers queued work needs",
+    ),
+    Internal(
+        LOCAL_EXECUTOR,
+        "LocalExecutor._spawn_worker",
+        "stack/executor.py",
+        "overridden: the frozen worker loop",
+    ),
+    Internal(
+        LOCAL_EXECUTOR,
+        "LocalExecutor._process_workloads",
+        "stack/executor.py",
+        "extended: records the workloads in flight",
+    ),
+    Internal(
+        LOCAL_EXECUTOR,
+        "LocalExecutor._read_results",
+        "stack/executor.py",
+        "called before forking, so an idle worker is not counted as busy",
+    ),
+    *(
+        Internal(LOCAL_EXECUTOR, f"LocalExecutor.{name}", "stack/executor.py", why, "assigned")
+        for name, why in (
+            ("activity_queue", "where workloads and the retiring pill go"),
+            ("result_queue", "handed to each forked worker"),
+            ("workers", "the live workers, by PID"),
+            ("_unread_messages", "handed to each forked worker"),
+        )
+    ),
+    # --- dag-test's fast path (debugging/dagtest.py) --------------------------------------------------
+    Internal(
+        "airflow.dag_processing.dagbag",
+        "BundleDagBag",
+        "debugging/dagtest.py",
+        "swapped during dag.test() for the bag already parsed",
+    ),
+    Internal(
+        EXECUTION_API,
+        "create_task_execution_api_app",
+        "debugging/dagtest.py",
+        "swapped for the unversioned in-process Execution API",
+        "parameters",
+        ("lifespan",),
+    ),
+    Internal(EXECUTION_API, "lifespan", "debugging/dagtest.py", "the in-process API's lifespan"),
+    Internal(
+        EXECUTION_API, "CorrelationIdMiddleware", "debugging/dagtest.py", "the same middleware as stock"
+    ),
+    Internal(
+        EXECUTION_API,
+        "InProcessExecutionAPI.transport",
+        "debugging/dagtest.py",
+        "its app's event loop is made untraced",
+    ),
+    Internal(
+        "airflow.api_fastapi.execution_api.routes",
+        "execution_api_router",
+        "debugging/dagtest.py",
+        "the routes as written",
+    ),
+    Internal(
+        "airflow.api_fastapi.common.exceptions",
+        "init_error_handlers",
+        "debugging/dagtest.py",
+        "the same error handlers",
+    ),
+    Internal(
+        "airflow.sdk.execution_time.supervisor",
+        "in_process_api_server",
+        "debugging/dagtest.py",
+        "the in-process API built ahead of the run",
+    ),
+    # --- debugger support inside task processes (debugging/support.py) --------------------------------
+    Internal(
+        "airflow.sdk.execution_time.task_runner",
+        "SUPERVISOR_COMMS",
+        "debugging/support.py",
+        "tells a task the scheduler runs from one inside dag.test()",
+        "declared",
+    ),
+    Internal(
+        "airflow.sdk.execution_time.supervisor",
+        "InProcessSupervisorComms",
+        "debugging/support.py",
+        "dag.test()'s comms, compared by class name",
+    ),
+    *(
+        Internal(
+            "airflow.sdk.execution_time.context",
+            f"{accessor}.__getattr__",
+            "debugging/support.py",
+            "wrapped so a debugger's probes make no lookups (apache/airflow#51861)",
+        )
+        for accessor in ("ConnectionAccessor", "VariableAccessor", "MacrosAccessor")
+    ),
+    # --- the key guard's and the healthcheck's SQL (secrets/keyguard.py, container/healthcheck.py) ------
+    *(
+        Internal(
+            "airflow.models.connection",
+            f"Connection.{column}",
+            "secrets/keyguard.py",
+            "read with SQL from table connection",
+        )
+        for column in ("conn_id", "password", "is_encrypted", "extra", "is_extra_encrypted")
+    ),
+    *(
+        Internal(
+            "airflow.models.variable",
+            f"Variable.{column}",
+            "secrets/keyguard.py",
+            "read with SQL from table variable",
+        )
+        for column in ("key", "val", "is_encrypted")
+    ),
+    *(
+        Internal(
+            "airflow.jobs.job", f"Job.{column}", "container/healthcheck.py", "read with SQL from table job"
+        )
+        for column in ("job_type", "hostname", "state", "latest_heartbeat")
+    ),
+    Internal(
+        "airflow.configuration",
+        "conf.configuration_description",
+        "settings_check.py",
+        "Airflow's known sections and options, and their defaults",
+    ),
+    # --- CPython: what the warm runner's fork does to become `python -m ...` (debugging/warm_runner) ----
+    Internal("runpy", "_run_module_as_main", "debugging/warm_runner/server.py", "what `python -m` runs"),
+    Internal(
+        "threading", "_shutdown", "debugging/warm_runner/server.py", "the interpreter's exit: join threads"
+    ),
+    Internal(
+        "atexit", "_run_exitfuncs", "debugging/warm_runner/server.py", "the interpreter's exit: handlers"
+    ),
+)
+
+
+def problem(internal: Internal) -> str | None:
+    """Why ``internal`` no longer holds in the installed packages, or None while it does."""
+    try:
+        target: object = importlib.import_module(internal.module)
+    except ImportError as error:
+        return f"cannot import {internal.module}: {error}"
+    *owners, last = internal.name.split(".")
+    for part in owners:
+        target = getattr(target, part, None)
+        if target is None:
+            return f"{internal.module} has no {part}"
+    if internal.kind == "assigned":
+        found = any(
+            f"self.{last} =" in inspect.getsource(cls)
+            for cls in inspect.getmro(target)  # type: ignore[arg-type]
+            if cls.__module__.startswith("airflow")
+        )
+    elif internal.kind == "declared":
+        found = hasattr(target, last) or last in getattr(target, "__annotations__", {})
+    else:
+        found = hasattr(target, last)
+    if not found:
+        return f"{internal.qualified_name} is gone"
+    if internal.kind == "parameters":
+        taken = set(inspect.signature(getattr(target, last)).parameters)
+        if missing := [name for name in internal.parameters if name not in taken]:
+            return f"{internal.qualified_name} no longer takes {', '.join(missing)}"
+    return None
