@@ -24,9 +24,6 @@ LOCK_INPUTS = {
     "requirements.txt": ("pyproject.toml",),
     "requirements-dev.txt": ("--group", "pyproject.toml:dev", "-c", "requirements.txt"),
 }
-UV_VERSION = (
-    "0.13.9"  # installs the lock in ~2 s; pip needs ~50 s of backtracking without Airflow's constraints
-)
 STAMP = VENV / ".localflow-lock.sha256"
 
 
