@@ -1,21 +1,9 @@
 """Airflow's LocalExecutor with workers forked when there is work and retired when there is none.
 
-Configured in ``airflow.env`` as ``AIRFLOW__CORE__EXECUTOR=localflow.stack.executor.LocalExecutor`` (Airflow's
-custom executor syntax: a module path; the class keeps Airflow's name, so ``executor="LocalExecutor"``
-on a task and Airflow's own "is this a local executor" checks still match it).
-
-Airflow's LocalExecutor forks all ``[core] parallelism`` workers when the scheduler starts and keeps them
-forever ("Future enhancement if someone wants: shut down workers that have been idle for N seconds").
-On one developer's machine the stack is idle most of the time, and each idle worker holds about 20 MB of
-its own memory. Here a worker is forked only for a workload that no idle worker can take, and when
-nothing has been queued or running for ``IDLE_TIMEOUT`` seconds every worker gets Airflow's own poison
-pill (``None`` on the activity queue) and exits. Forking one costs a few milliseconds: the scheduler has
-imported everything a worker needs.
-
-A worker freezes what it inherited for the garbage collector as its first step, so that its collections
-do not write to (and so copy) the scheduler's pages. Airflow instead freezes in the scheduler around the
-fork and unfreezes afterwards, which would also hand the objects the native supervisor froze before
-forking the scheduler (``preload.py``) back to the scheduler's collector, and copy them.
+Airflow's forks all ``[core] parallelism`` workers at start and keeps them (about 20 MB each, idle most of
+the day on a laptop). Here a worker is forked for a workload no idle worker can take, and all get
+Airflow's own poison pill after ``IDLE_TIMEOUT`` seconds without work. Configured in ``airflow.env``; the
+class keeps Airflow's name, so ``executor="LocalExecutor"`` and Airflow's own checks still match it.
 """
 
 from __future__ import annotations
@@ -39,7 +27,12 @@ RETIRE_JOIN_TIMEOUT = 1.0
 
 
 def _run_worker_frozen(**kwargs) -> None:
-    """Airflow's worker loop, after moving every inherited object out of reach of the collector."""
+    """Airflow's worker loop, after moving every inherited object out of reach of the collector.
+
+    Its collections then do not write to (and so copy) the scheduler's pages. Airflow instead freezes in
+    the scheduler around the fork and unfreezes afterwards, which would also hand the objects the native
+    supervisor froze before forking the scheduler (``preload.py``) back to the collector, and copy them.
+    """
     gc.freeze()
     local_executor._run_worker(**kwargs)
 
