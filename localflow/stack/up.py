@@ -18,8 +18,13 @@ from localflow.stack.supervisor import SUPERVISE
 
 
 def check_port_free(host: str, port: int, setting: str) -> None:
-    """Refuse to start anything when a port we need is taken, rather than half-start the stack."""
+    """Refuse to start anything when a port we need is taken, rather than half-start the stack.
+
+    The probe binds as the api-server (uvicorn) does, with SO_REUSEADDR: connections of a stack that just
+    stopped linger in TIME_WAIT for about 60 s, which would fail a plain bind but not the api-server's.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
