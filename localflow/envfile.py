@@ -17,19 +17,32 @@ from localflow.errors import LocalflowError
 def parse(text: str, source: str) -> dict[str, str]:
     """Return the variables in ``text``; raise on the first line that is not ``KEY=VALUE``."""
     values: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):
         # A bare NAME would mean "inherit from the environment" to Compose; in our files it is a mistake.
         if binding.error or (binding.key is not None and binding.value is None):
-            original = binding.original.string
-            blank_lines_before = original[: len(original) - len(original.lstrip())].count("\n")
             # Never echo the line: it may hold a secret.
             raise LocalflowError(
-                f"{source}, line {binding.original.line + blank_lines_before}: not a KEY=VALUE line; "
+                f"{source}, line {_line_number(binding)}: not a KEY=VALUE line; "
                 "fix or remove it (comments start with #)."
             )
         if binding.key is not None:
+            line = _line_number(binding)
+            if binding.key in values:
+                # Compose keeps the last, silently; with two keys or passwords one would be lost unseen.
+                raise LocalflowError(
+                    f"{source}, line {line}: {binding.key} is set again (first on line "
+                    f"{first_line[binding.key]}); keep one of the two lines."
+                )
+            first_line[binding.key] = line
             values[binding.key] = binding.value or ""
     return values
+
+
+def _line_number(binding) -> int:
+    """The line the binding's own text starts on (python-dotenv counts the blank lines before it in)."""
+    original = binding.original.string
+    return binding.original.line + original[: len(original) - len(original.lstrip())].count("\n")
 
 
 def load(path: Path) -> dict[str, str]:

@@ -29,7 +29,10 @@ def main(argv: list[str]) -> int:
         return 0
     if argv:
         raise LocalflowError("usage: python -m localflow secrets [get NAME | new-fernet-key]")
-    generated = store.ensure()
+    # The key guard runs here too: a new Fernet key over encrypted data would make it unreadable.
+    from localflow.secrets.prepare import ensure_secrets
+
+    generated = ensure_secrets(settings.WORKSPACE, settings.current_environment())
     env_path = settings.WORKSPACE / settings.ENV_FILE_NAME
     if generated:
         print(f"{env_path}: generated {', '.join(generated)} (values not shown; the file is mode 0600).")

@@ -15,10 +15,13 @@ from localflow.secrets import keyguard, passwords, store
 from localflow.secrets.rules import ADMIN_PASSWORD
 
 
-def ensure_secrets(workspace: Path, env: Mapping[str, str]) -> None:
-    """Make or complete ``.env``; a new Fernet key only while the database holds nothing encrypted."""
+def ensure_secrets(workspace: Path, env: Mapping[str, str]) -> list[str]:
+    """Make or complete ``.env``; a new Fernet key only while the database holds nothing encrypted.
+
+    Returns the names of the secrets generated.
+    """
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)  # the guard opens a SQLite file there
-    store.ensure(workspace, may_generate=keyguard.generation_guard(env))
+    return store.ensure(workspace, may_generate=keyguard.generation_guard(env))
 
 
 def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:

@@ -40,3 +40,25 @@ def test_malformed_line_names_the_line_not_the_content(text: str, line: int):
     message = str(error.value)
     assert f".env, line {line}:" in message
     assert "B C" not in message and "unterminated" not in message and "not a setting" not in message
+
+
+# text, the duplicated name, its line, the line it was first set on
+DUPLICATED = (
+    ("A=1\nA=2\n", "A", 2, 1),
+    (
+        "# keys\nAIRFLOW__CORE__FERNET_KEY=old\n\nB=1\nAIRFLOW__CORE__FERNET_KEY=new\n",
+        "AIRFLOW__CORE__FERNET_KEY",
+        5,
+        2,
+    ),
+)
+
+
+@pytest.mark.parametrize(("text", "name", "line", "first"), DUPLICATED)
+def test_a_name_set_twice_is_refused(text: str, name: str, line: int, first: int):
+    """Compose would keep the last value silently; here the user is told which lines, not the values."""
+    with pytest.raises(LocalflowError) as error:
+        parse(text, ".env")
+    message = str(error.value)
+    assert f".env, line {line}: {name} is set again (first on line {first})" in message
+    assert "old" not in message and "new" not in message

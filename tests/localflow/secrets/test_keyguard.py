@@ -91,12 +91,19 @@ def test_right_key_passes_the_guard(encrypted_database, tmp_path: Path):
     assert result.returncode == 0, result.stderr
 
 
-def test_no_new_key_over_encrypted_data(encrypted_database, tmp_path: Path):
+# Every command that could generate a Fernet key: (id, command, as compose's airflow-init)
+KEY_MAKERS = [("compose-init", "init", True), ("native-up", "up", False), ("secrets-hook", "secrets", False)]
+
+
+@pytest.mark.parametrize(
+    ("command", "container"), [row[1:] for row in KEY_MAKERS], ids=[row[0] for row in KEY_MAKERS]
+)
+def test_no_new_key_over_encrypted_data(encrypted_database, tmp_path: Path, command: str, container: bool):
     """A .env that lost its Fernet key is not given a new one while the database holds encrypted data."""
     url, _ = encrypted_database
     workspace = make_workspace(tmp_path / "workspace")
     before = write_env(workspace, None)
-    result = localflow(workspace, url, "init", container=True)
+    result = localflow(workspace, url, command, container=container)
     assert result.returncode == 1
     assert "AIRFLOW__CORE__FERNET_KEY is missing from .env but the database holds" in result.stderr
     assert (workspace / ".env").read_bytes() == before
