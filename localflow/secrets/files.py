@@ -17,6 +17,11 @@ def read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if path.is_symlink():  # a dotfiles manager's link whose target moved
+            raise LocalflowError(
+                f"{path} links to {os.readlink(path)}, which does not exist; restore that file, "
+                f"or remove the link (rm {path}) to have a new one made."
+            ) from None
         raise LocalflowError(
             f"{path} is missing; restore it from git (git checkout -- {path.name})."
         ) from None
@@ -40,7 +45,11 @@ def write_new(path: Path, content: str) -> None:
 
 
 def replace(path: Path, content: str) -> None:
-    """Write atomically: a crash leaves the old file or the new one, never half of either."""
+    """Write atomically: a crash leaves the old file or the new one, never half of either.
+
+    A symbolic link is written through: its target gets the content and the link stays.
+    """
+    path = path.resolve() if path.is_symlink() else path
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -141,3 +141,27 @@ def test_rotation_keys_are_accepted(workspace: Path):
     keys = f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}"
     (workspace / ".env").write_text(f"AIRFLOW__CORE__FERNET_KEY={keys}\n")
     assert rules.FERNET_KEY not in store.ensure(workspace)
+
+
+def test_a_symlinked_env_is_written_through(workspace: Path, tmp_path_factory):
+    """A dotfiles manager's link stays a link; its target gets the missing secret, mode 0600."""
+    target = tmp_path_factory.mktemp("dotfiles") / "localflow.env"
+    target.write_text("LOCALFLOW_ADMIN_PASSWORD=kept-password\n")
+    (workspace / ".env").symlink_to(target)
+    generated = store.ensure(workspace)
+    assert (workspace / ".env").is_symlink() and (workspace / ".env").resolve() == target
+    values = parse(target.read_text(), ".env")
+    assert values["LOCALFLOW_ADMIN_PASSWORD"] == "kept-password"
+    assert set(generated) == set(SECRET_NAMES) - {"LOCALFLOW_ADMIN_PASSWORD"} <= set(values)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_broken_env_link_says_where_it_points(workspace: Path):
+    """A link whose target is gone: the message names the target and the ways out, not git (.env is ignored)."""
+    (workspace / ".env").symlink_to(workspace / "moved-away.env")
+    with pytest.raises(LocalflowError) as error:
+        store.ensure(workspace)
+    message = str(error.value)
+    assert "moved-away.env, which does not exist" in message and "remove the link" in message
+    assert "git" not in message
+    assert (workspace / ".env").is_symlink() and not (workspace / "moved-away.env").exists()
