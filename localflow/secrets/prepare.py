@@ -6,6 +6,7 @@ workspace is made ready the same way whichever way it is started.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,11 +16,24 @@ from localflow.secrets import keyguard, passwords, store
 from localflow.secrets.rules import ADMIN_PASSWORD
 
 
+def make_state_private(workspace: Path) -> None:
+    """``.airflow/`` (database, task logs, passwords file) readable by its owner only.
+
+    Task logs and the SQLite database hold XComs, rendered templates and whatever a task printed; Airflow
+    creates them world-readable (0644), so the folder is what keeps other local users out.
+    """
+    state = workspace / settings.STATE_DIR_NAME
+    state.mkdir(mode=0o700, exist_ok=True)
+    if state.stat().st_mode & 0o077 and state.stat().st_uid == os.geteuid():
+        state.chmod(0o700)
+
+
 def ensure_secrets(workspace: Path, env: Mapping[str, str]) -> list[str]:
     """Make or complete ``.env``; a new Fernet key only while the database holds nothing encrypted.
 
     Returns the names of the secrets generated.
     """
+    make_state_private(workspace)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)  # the guard opens a SQLite file there
     return store.ensure(workspace, may_generate=keyguard.generation_guard(env))
 
