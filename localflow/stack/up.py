@@ -7,6 +7,7 @@ which this process becomes in place (same PID) with exactly the prepared environ
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from localflow import settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
-from localflow.stack.supervisor import SUPERVISE
+from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE
 
 
 def check_port_free(host: str, port: int, setting: str) -> None:
@@ -58,5 +59,8 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
     # environment stays readable in /proc/PID/environ (setproctitle would write its title over it).
     prepared["SPT_NOENV"] = "1"
     sys.stdout.flush()
+    # Ctrl-C and SIGTERM are held across the execve and handled by the supervisor once it can stop
+    # cleanly; Python's own handler would otherwise take one that arrives during the call and lose it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     os.execve(sys.executable, [sys.executable, "-m", "localflow", "up", SUPERVISE], prepared)
     return 1  # not reached
