@@ -22,6 +22,8 @@ import time
 import traceback
 from pathlib import Path
 
+from localflow.stack.ownership import release_in_child
+
 # What the components import when they start (the commands, their jobs, the database migration check,
 # the execution API and the task runner): imported once here, shared by all. Measured with the
 # components' `sys.modules` at idle; a module missing here is only imported twice, nothing breaks.
@@ -139,6 +141,7 @@ def fork_airflow(args: list[str], log_path: Path) -> ForkedProcess:
     code = 1
     try:
         os.setsid()  # its own process group: the supervisor signals the component and what it forks
+        release_in_child()  # the workspace's stack lock is the supervisor's
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)  # the parent's handlers only set its own flag
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)

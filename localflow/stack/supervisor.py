@@ -22,7 +22,7 @@ from localflow import rest, settings
 from localflow.airflow_cli import airflow_command
 from localflow.errors import LocalflowError
 from localflow.secrets.rules import ADMIN_PASSWORD
-from localflow.stack import preload
+from localflow.stack import ownership, preload
 from localflow.stopping import StopRequest
 
 # The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
@@ -44,6 +44,7 @@ SUPERVISE = "--supervise"  # `up` runs again with this once the workspace is pre
 ADOPT = "--adopt"  # the supervisor re-executed itself: the PIDs of its components follow (shed_airflow)
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 STOP_TIMEOUT = 20.0
+TASK_STOP_TIMEOUT = 5.0  # a task process that ignores SIGTERM is killed after this
 MAX_RESTART_DELAY = 30.0
 
 
@@ -154,7 +155,11 @@ class NativeStack:
                 component.start(self.env, forked=self.preloaded)
 
     def stop(self) -> None:
-        """SIGTERM every component, then SIGKILL what is still alive after the timeout."""
+        """SIGTERM every component, then SIGKILL what is still alive after the timeout.
+
+        Then every other process of this stack: task processes run in process groups of their own, and
+        outlive the executor that started them.
+        """
         for component in self.components:
             component.signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -165,6 +170,8 @@ class NativeStack:
                 except subprocess.TimeoutExpired:
                     component.signal(signal.SIGKILL)
                     component.process.wait()
+        if stack_id := self.env.get(ownership.STACK_ID):
+            ownership.end(ownership.processes_of(stack_id), timeout=TASK_STOP_TIMEOUT)
 
 
 def shed_airflow(stack: NativeStack, stopping: StopRequest) -> None:

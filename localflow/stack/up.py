@@ -15,6 +15,7 @@ from pathlib import Path
 from localflow import settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
+from localflow.stack import ownership
 from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE
 
 
@@ -40,6 +41,18 @@ def preflight(env: dict[str, str]) -> None:
     check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
 
 
+def stop_leftovers(last_stack: dict) -> None:
+    """End what the last stack left running when its supervisor died without stopping it (SIGKILL)."""
+    leftovers = ownership.processes_of(last_stack["id"]) if last_stack.get("id") else []
+    if leftovers:
+        pids = ownership.end(leftovers, timeout=10)
+        print(
+            f"localflow: stopped {len(pids)} processes left running by the last stack, whose supervisor "
+            f"(PID {last_stack.get('pid', '?')}) ended without stopping them: {', '.join(map(str, pids))}",
+            flush=True,
+        )
+
+
 def up(workspace: Path = settings.WORKSPACE) -> int:
     """Check the ports, prepare the workspace, then become the supervisor of the components."""
     if settings.IN_CONTAINER:
@@ -48,6 +61,9 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     os.environ.update(env)
+    # First the lock: a second `up` stops here, before it could write .env or the database.
+    lock_fd, last_stack = ownership.acquire(Path(env["AIRFLOW_HOME"]))
+    stop_leftovers(last_stack)
     preflight(env)
     database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
     print(f"localflow: preparing {workspace} (database: {database}) ...", flush=True)
@@ -58,6 +74,9 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
     # Forked components rename themselves ("airflow scheduler"); within argv's space, so that their
     # environment stays readable in /proc/PID/environ (setproctitle would write its title over it).
     prepared["SPT_NOENV"] = "1"
+    stack_id = ownership.new_stack_id()
+    ownership.record(lock_fd, stack_id)
+    prepared.update({ownership.STACK_ID: stack_id, ownership.LOCK_FD: str(lock_fd)})
     sys.stdout.flush()
     # Ctrl-C and SIGTERM are held across the execve and handled by the supervisor once it can stop
     # cleanly; Python's own handler would otherwise take one that arrives during the call and lose it.

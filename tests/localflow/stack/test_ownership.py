@@ -1,0 +1,111 @@
+"""One stack per workspace, and nothing left behind: a second ``up`` refuses, a crash is cleaned up,
+stopping ends task processes too (even one that ignores SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from localflow import rest
+from localflow.polling import wait_until
+from localflow.stack import ownership
+from testkit.native_stack import RunningStack, make_workspace, run_localflow, running_stack, start_up
+
+pytestmark = pytest.mark.stack
+
+STUBBORN_DAG = '''
+"""A task that ignores SIGTERM and would run for ten minutes."""
+import signal
+import time
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), catchup=False)
+def stubborn():
+    @task
+    def ignore_sigterm() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(600)
+
+    ignore_sigterm()
+
+
+stubborn()
+'''
+
+
+def stack_id(stack: RunningStack) -> str:
+    """The id the running stack recorded in its lock file."""
+    return json.loads((stack.workspace / ".airflow" / ownership.LOCK_FILE_NAME).read_text())["id"]
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running (zombies are gone for a user: they run nothing)."""
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_second_up_on_the_workspace_refuses_in_one_line(tmp_path: Path):
+    """It names the running one; the first stack and its admin password are unaffected."""
+    with running_stack(tmp_path / "workspace", None) as first:
+        env_before = (first.workspace / ".env").read_bytes()
+        second = run_localflow(first.env, "up")
+        assert second.returncode == 1
+        assert second.stderr.strip().splitlines() == [
+            f"localflow: another `up` runs this workspace (PID {first.process.pid}); stop it first "
+            f"(Ctrl-C in its terminal, or kill {first.process.pid}). Two stacks on one workspace would "
+            "share its database."
+        ]
+        assert (first.workspace / ".env").read_bytes() == env_before
+        api = rest.AirflowClient(first.url, password=first.admin_password)
+        api.login()
+        assert api.is_healthy()
+
+
+def test_up_after_a_killed_supervisor_stops_its_leftovers(tmp_path: Path):
+    """kill -9 of the supervisor leaves its components running; the next `up` ends them and comes up."""
+    workspace = tmp_path / "workspace"
+    with running_stack(workspace, None) as first:
+        old_id = stack_id(first)
+        os.kill(first.process.pid, signal.SIGKILL)
+        first.process.wait()
+        leftovers = ownership.processes_of(old_id)
+        assert len(leftovers) >= 5, "the components outlive a killed supervisor"
+        second = start_up(workspace, first.env)
+        try:
+            second.wait_healthy()
+            assert f"stopped {len(leftovers)} processes left running by the last stack" in second.output()
+            assert not alive(leftovers)
+            assert not ownership.processes_of(old_id)
+        finally:
+            second.stop()
+
+
+def test_stopping_ends_a_task_that_ignores_sigterm(tmp_path: Path):
+    """Ctrl-C while a task runs: when `up` has exited, no process of the stack is left."""
+    workspace = make_workspace(tmp_path / "workspace")
+    (workspace / "dags" / "stubborn.py").write_text(STUBBORN_DAG)
+    with running_stack(workspace, None) as stack:
+        ours = stack_id(stack)
+        api = rest.AirflowClient(stack.url, password=stack.admin_password)
+        api.wait_for_dags(["stubborn"])
+        run_id = api.trigger("stubborn")
+
+        def task_running() -> bool:
+            instances = api.get(f"/api/v2/dags/stubborn/dagRuns/{run_id}/taskInstances")["task_instances"]
+            return [ti["state"] for ti in instances] == ["running"]
+
+        wait_until(task_running, 120, interval=1, what=lambda: f"a running task\n{stack.output()}")
+        time.sleep(3)  # the task has set its SIGTERM handler
+        started = time.monotonic()
+        assert stack.stop() == 0
+        assert time.monotonic() - started < 45, "stopping is bounded"
+        assert not alive(ownership.processes_of(ours)), "a process of the stopped stack still runs"
