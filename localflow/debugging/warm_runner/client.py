@@ -21,6 +21,7 @@ from localflow.debugging.warm_runner.protocol import (
     Unavailable,
     airflow_environment,
     fingerprint,
+    peer_is_us,
     receive_message,
     runner_options,
     runner_paths,
@@ -37,13 +38,20 @@ def run_directly(argv: list[str]) -> None:
 
 
 def connect(socket_path: Path) -> socket.socket | None:
-    """A connection to the runner listening at ``socket_path``, or None if none does."""
+    """A connection to the runner listening at ``socket_path``, or None if none does.
+
+    The runner gets this terminal and runs what it is sent: it must be this user's, as the runner checks
+    its clients (``Unavailable`` otherwise).
+    """
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         client.connect(str(socket_path))
     except OSError:
         client.close()
         return None
+    if not peer_is_us(client):
+        client.close()
+        raise Unavailable(f"{socket_path} is served by another user's process")
     return client
 
 

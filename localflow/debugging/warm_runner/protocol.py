@@ -11,8 +11,10 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import struct
 import sys
+import tempfile
 from pathlib import Path
 
 WARM_RUNNER = "LOCALFLOW_WARM_RUNNER"
@@ -115,13 +117,48 @@ def fingerprint(options: list[str], airflow_env: dict[str, str], cwd: str) -> st
 
 
 def runtime_dir() -> Path:
-    """Where runners keep their sockets and logs: private to this user."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    folder = Path(base) / f"localflow-warm-runner-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
-        raise Unavailable(f"{folder} is not private to this user")
+    """Where runners keep their sockets and logs: a folder private to this user, never reached by a link.
+
+    ``$XDG_RUNTIME_DIR`` (private by definition) when set. Otherwise the shared temporary folder, where
+    another local user could have made the path first, as a link to one of our folders (the socket would
+    land where they can swap it) or as a folder of theirs: then a folder in the home is used instead.
+    """
+    name = f"localflow-warm-runner-{os.getuid()}"
+    if base := os.environ.get("XDG_RUNTIME_DIR"):
+        return private_folder(Path(base) / name)
+    try:
+        return private_folder(Path(tempfile.gettempdir()) / name)
+    except Unavailable:
+        cache = Path.home() / ".cache" / "localflow"
+        cache.mkdir(parents=True, exist_ok=True)
+        return private_folder(cache / "warm-runner")
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, made if missing, checked without following links: a folder of ours, mode 0700."""
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass  # checked below, as it is
+    except OSError as error:
+        raise Unavailable(f"cannot create {folder}: {error.strerror}") from None
+    status = os.lstat(folder)
+    if not stat.S_ISDIR(status.st_mode):
+        raise Unavailable(f"{folder} is a link or a file, not a folder of this user")
+    if status.st_uid != os.getuid():
+        raise Unavailable(f"{folder} belongs to another user (UID {status.st_uid})")
+    if status.st_mode & 0o077:
+        os.chmod(folder, 0o700)  # ours, and not a link: in a sticky folder nobody else can swap it
     return folder
+
+
+def peer_is_us(connection: socket.socket) -> bool:
+    """The process at the other end of a Unix socket runs as this user (the client and the runner ask)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return uid == os.getuid()
 
 
 def runner_paths(airflow_env: dict[str, str], cwd: str) -> tuple[Path, Path]:

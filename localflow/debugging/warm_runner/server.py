@@ -13,7 +13,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 from localflow.debugging.warm_runner.protocol import (
     STDIO,
     airflow_environment,
+    peer_is_us,
     receive_message,
     send_message,
     split_command,
@@ -58,15 +58,6 @@ def preload() -> None:
     for module in PRELOAD_MODULES:
         importlib.import_module(module)
     gc.freeze()  # the collector leaves these objects alone, so forks share their pages
-
-
-def peer_is_us(connection: socket.socket) -> bool:
-    """Only this user's processes may run code here (the socket's folder is private too)."""
-    if not hasattr(socket, "SO_PEERCRED"):
-        return True
-    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
-    return uid == os.getuid()
 
 
 def serve(socket_path: Path, own_fingerprint: str) -> int:
