@@ -7,7 +7,7 @@ no ``if __name__ == "__main__"`` block. ``--task-id`` runs one task and the upst
 
 Unless ``--stock`` is given, the run leaves out what a one-file debug run does not need (see ``fast``):
 stock ``dag.test()`` spends most of its time before the first task, and under a debugger all of it is
-traced. README, "Debugging", has the measurements.
+traced. docs/performance.md, "F5 to a breakpoint", has the measurements.
 """
 
 from __future__ import annotations
