@@ -98,10 +98,11 @@ def test_paths_exist_natively(name: str):
     if "module" in config:
         assert config["module"] in {"localflow", "pytest"}
         assert config["module"] == "pytest" or (Path(config["cwd"]) / config["module"]).is_dir()
-    if "pythonArgs" in config:  # `-m localflow.warm_runner`, found from the working folder like the module
+    if "pythonArgs" in config:  # `-m localflow.debugging.warm_runner`, found from the working folder
         flag, module = config["pythonArgs"]
         assert flag == "-m"
-        assert (Path(config["cwd"]) / module.replace(".", "/")).with_suffix(".py").is_file()
+        location = Path(config["cwd"]) / module.replace(".", "/")
+        assert location.with_suffix(".py").is_file() or (location / "__main__.py").is_file(), module
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
