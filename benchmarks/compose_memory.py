@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.compose_memory [--idle 20]      (needs ../shared/containers; ~3 min)
 
 For each configuration, in the same run: a fresh copy of the workspace, ``docker compose up --wait`` as a
-desktop user (the tests' harness, ``tests/containers/harness.py``), two runs of ``example_etl`` triggered
+desktop user (the tests' harness, ``testkit/containers.py``), two runs of ``example_etl`` triggered
 through the REST API, ``--idle`` seconds of rest, then ``docker stats --no-stream`` (the cgroup's memory,
 which is what a container costs: containers share no pages) and the anonymous part of it. "stock" sets
 every setting below the tuning line of ``localflow/airflow.env`` back to Airflow's default with a compose
@@ -61,10 +61,9 @@ def measure(stack: Stack, config: str, idle: float) -> dict[str, float]:
     files = stock_override(stack) if config == "stock" else []
     scale = ["--scale", f"{WATCHER}=0"] if config == "stock" else []
     stack.compose(*files, "up", "--wait", "--wait-timeout", "600", *scale, timeout=900)
-    token = stack.token()
-    stack.wait_for_dags(token, (DAG_ID,))
+    stack.wait_for_dags((DAG_ID,))
     for _ in range(2):
-        assert stack.run_dag(token, DAG_ID)["state"] == "success"
+        assert stack.run_dag(DAG_ID)["state"] == "success"
     time.sleep(idle)
     output = stack.engine.docker("stats", "--no-stream", "--format", "{{json .}}").stdout
     prefix = f"{stack.project}-"

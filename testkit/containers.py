@@ -14,14 +14,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from localflow import rest
 from localflow.envfile import parse
+from localflow.polling import WaitTimeout, wait_until
 from localflow.secrets import rules, store
 from testkit.environment import REPO
 
@@ -308,10 +309,13 @@ class Stack:
 
     def wait_healthy(self, timeout: float = 300) -> None:
         """Wait until every long-running service is healthy and airflow-init exited 0."""
-        deadline = time.monotonic() + timeout
-        while problems := self.problems():
-            assert time.monotonic() < deadline, f"not healthy after {timeout} s: {problems}"
-            time.sleep(3)
+        problems: list[str] = []
+
+        def healthy() -> bool:
+            problems[:] = self.problems()
+            return not problems
+
+        wait_until(healthy, timeout, interval=3, what=lambda: f"{self.project} healthy (still {problems})")
 
     def containers(self) -> list[dict]:
         """``docker inspect`` of every container of the project (root: inspection only)."""
@@ -364,47 +368,38 @@ class Stack:
 
     # --- the REST API on the published port -----------------------------------------------------------
 
-    def request(self, method: str, path: str, payload: dict | None = None, token: str | None = "") -> tuple:
-        """One call to ``http://127.0.0.1:PORT``; returns (status, parsed JSON body)."""
-        if token == "":
-            token = self.token()
-        return rest.request_json(f"http://127.0.0.1:{self.port}{path}", method, payload, token, timeout=60)
+    @cached_property
+    def api(self) -> rest.AirflowClient:
+        """The stack's one REST client: ``http://127.0.0.1:PORT`` as admin, with the password in .env."""
+        return rest.AirflowClient(f"http://127.0.0.1:{self.port}", password=self.admin_password, timeout=60)
+
+    def admin_password(self) -> str:
+        """The admin password airflow-init generated into .env (read again at each login)."""
+        return parse(self.env_file().decode(), ".env")[rules.ADMIN_PASSWORD]
+
+    def request(self, method: str, path: str, payload: dict | None = None) -> tuple[int, dict]:
+        """One authenticated call to ``http://127.0.0.1:PORT``; returns (status, parsed JSON body)."""
+        return self.api.request(method, path, payload)
 
     def token(self) -> str:
-        """Log in as admin with the password generated into .env."""
-        password = parse(self.env_file().decode(), ".env")[rules.ADMIN_PASSWORD]
-        status, body = self.request("POST", "/auth/token", {"username": "admin", "password": password}, None)
-        assert status == 201, (status, body)
-        return body["access_token"]
+        """Log in as admin with the password in .env, now (a fresh token, which later calls use)."""
+        return self.api.login()
 
-    def wait_for_dags(self, token: str, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
+    def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
         """Wait until the dag-processor has serialized every one of ``dag_ids``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status, body = self.request("GET", "/api/v2/dags?limit=100", token=token)
-            found = {dag["dag_id"] for dag in body.get("dags", [])} if status == 200 else set()
-            if set(dag_ids) <= found:
-                return
-            assert time.monotonic() < deadline, f"DAGs missing after {timeout} s: {set(dag_ids) - found}"
-            time.sleep(2)
+        self.api.wait_for_dags(dag_ids, timeout)
 
-    def run_dag(self, token: str, dag_id: str) -> dict:
+    def run_dag(self, dag_id: str) -> dict:
         """Unpause ``dag_id``, trigger a run through the REST API and wait until it finished; return it."""
-        status, body = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, token)
-        assert status == 200, body
-        status, body = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token)
-        assert status == 200, body
-        return self.wait_for_run(token, dag_id, body["dag_run_id"])
+        return self.wait_for_run(dag_id, self.api.trigger(dag_id))
 
-    def wait_for_run(self, token: str, dag_id: str, run_id: str, timeout: float = 240) -> dict:
-        """Poll a DAG run until it finishes; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", token=token)
-            if status == 200 and body["state"] in {"success", "failed"}:
-                return body
-            assert time.monotonic() < deadline, f"run {run_id} unfinished after {timeout} s: {body}"
-            time.sleep(2)
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240) -> dict:
+        """Poll a DAG run until it finishes; return it. A timeout says what the run looks like then."""
+        try:
+            return self.api.wait_for_run(dag_id, run_id, timeout, interval=2)
+        except WaitTimeout as error:
+            status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            raise WaitTimeout(f"{error}; the run now: {status} {body}") from None
 
 
 def make_base() -> Path:

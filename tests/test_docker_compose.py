@@ -67,7 +67,8 @@ def test_long_running_services_have_healthchecks(service: str):
     spec = compose_model()["services"][service]
     test = " ".join(spec["healthcheck"]["test"])
     assert re.search(
-        r"pg_isready|/api/v2/monitor/health|:8974/health|localflow\.healthcheck \w+Job|localflow watch --check",
+        r"pg_isready|/api/v2/monitor/health|:8974/health"
+        r"|localflow\.container\.healthcheck \w+Job|localflow watch --check",
         test,
     )
     assert spec["restart"] == "unless-stopped"

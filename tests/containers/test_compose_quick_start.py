@@ -50,12 +50,12 @@ def test_api_reports_every_component_healthy(stack: Stack):
 
 def test_example_dags_are_served(stack: Stack):
     """The example DAGs of the bind-mounted workspace are parsed and served by the API."""
-    stack.wait_for_dags(stack.token(), EXAMPLE_DAGS)
+    stack.wait_for_dags(EXAMPLE_DAGS)
 
 
 def test_wrong_password_is_refused(stack: Stack):
     """Authentication is on: the admin user with another password gets no token."""
-    status, _ = stack.request("POST", "/auth/token", {"username": "admin", "password": "admin"}, token=None)
+    status, _ = stack.api.send("POST", "/auth/token", {"username": "admin", "password": "admin"})
     assert status == 401
 
 

@@ -7,12 +7,12 @@ watcher's log shows it asked for them (Airflow's own rescan would come only ever
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from localflow.polling import wait_until
 from testkit.containers import DesktopUser, Engine, Stack, stack_on_fresh_copy
 
 pytestmark = pytest.mark.containers
@@ -44,21 +44,20 @@ def stack(engine: Engine, desktop_user: DesktopUser, base_dir: Path) -> Iterator
         yield stack
 
 
-def tasks(stack: Stack, token: str) -> set[str]:
+def tasks(stack: Stack) -> set[str]:
     """Task ids of the watched DAG, empty while it is unknown."""
-    status, body = stack.request("GET", "/api/v2/dags/watched_in_container/tasks", token=token)
+    status, body = stack.request("GET", "/api/v2/dags/watched_in_container/tasks")
     return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
 
 
 def wait_for(condition, what: str, stack: Stack, patience: float = 120) -> None:
     """Wait until ``condition()`` holds; fail with the watcher's log otherwise."""
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    log = stack.compose("logs", "airflow-dag-watcher", check=False).stdout
-    raise AssertionError(f"{what} not visible after {patience} s; airflow-dag-watcher log:\n{log[-4000:]}")
+
+    def with_log() -> str:
+        log = stack.compose("logs", "airflow-dag-watcher", check=False).stdout
+        return f"airflow-dag-watcher log:\n{log[-4000:]}\n{what} visible"
+
+    wait_until(condition, patience, what=with_log)
 
 
 def test_watcher_service_is_healthy(stack: Stack):
@@ -69,12 +68,11 @@ def test_watcher_service_is_healthy(stack: Stack):
 
 def test_saved_files_are_reparsed_through_the_watcher(stack: Stack):
     """A new DAG file and an edit of it, saved on the host side of the bind mount, reach the API."""
-    token = stack.token()
     path = stack.workspace / "dags" / "watched_in_container.py"
     path.write_text(DAG.format(task_id="first"))
     stack.user.give(path)
-    wait_for(lambda: tasks(stack, token) == {"first"}, "new file", stack)
+    wait_for(lambda: tasks(stack) == {"first"}, "new file", stack)
     path.write_text(DAG.format(task_id="second"))
-    wait_for(lambda: tasks(stack, token) == {"second"}, "edit", stack)
+    wait_for(lambda: tasks(stack) == {"second"}, "edit", stack)
     log = stack.compose("logs", "airflow-dag-watcher").stdout
     assert "watched_in_container.py: reparse requested" in log, log[-4000:]

@@ -51,20 +51,14 @@ def env_after_create(stack: Stack) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def token(stack: Stack) -> str:
-    """An access token of the admin user, logged in with the generated password."""
-    return stack.token()
-
-
-@pytest.fixture(scope="module")
-def finished_run(stack: Stack, token: str) -> dict:
+def finished_run(stack: Stack) -> dict:
     """A run of example_etl triggered through the REST API, waited for until it finished."""
-    stack.wait_for_dags(token, (DAG_ID,))
-    return stack.run_dag(token, DAG_ID)
+    stack.wait_for_dags((DAG_ID,))
+    return stack.run_dag(DAG_ID)
 
 
 @pytest.fixture(scope="module")
-def connection_password(stack: Stack, token: str) -> str:
+def connection_password(stack: Stack) -> str:
     """A connection with a password, created through the REST API; returns the password."""
     password = random.token_urlsafe(16)
     payload = {
@@ -74,7 +68,7 @@ def connection_password(stack: Stack, token: str) -> str:
         "login": "analyst",
         "password": password,
     }
-    status, body = stack.request("POST", "/api/v2/connections", payload, token)
+    status, body = stack.request("POST", "/api/v2/connections", payload)
     assert status == 201, body
     return password
 
@@ -104,9 +98,9 @@ def test_editor_user_is_the_workspace_owner(stack: Stack):
     assert output[-3:] == [str(stack.user.uid), str(stack.user.gid), "root"]
 
 
-def test_airflow_dags_list_shows_the_example_dags(stack: Stack, token: str):
+def test_airflow_dags_list_shows_the_example_dags(stack: Stack):
     """``airflow dags list`` in the editor's terminal lists every example DAG."""
-    stack.wait_for_dags(token, EXAMPLE_DAGS)
+    stack.wait_for_dags(EXAMPLE_DAGS)
     output = stack.exec("airflow", "dags", "list", "--output", "plain").stdout
     for dag_id in EXAMPLE_DAGS:
         assert dag_id in output
@@ -159,20 +153,20 @@ def test_rest_dag_run_succeeds_on_the_published_port(stack: Stack, finished_run:
     assert finished_run["state"] == "success"
 
 
-def test_ui_logs_in_on_the_published_port(stack: Stack, token: str, tmp_path: Path):
+def test_ui_logs_in_on_the_published_port(stack: Stack, tmp_path: Path):
     """The Airflow UI (the port VS Code forwards as "Airflow UI") takes the admin and the generated
     password, in a real headless Chromium, and lists every example DAG."""
-    stack.wait_for_dags(token, EXAMPLE_DAGS)
+    stack.wait_for_dags(EXAMPLE_DAGS)
     with chromium(tmp_path) as browser:
         browser.open(f"http://127.0.0.1:{stack.port}/dags")
         browser.log_in("admin", stack.secret_values()[rules.ADMIN_PASSWORD])
         browser.wait_for_dag_list(EXAMPLE_DAGS)
 
 
-def test_task_log_is_readable_through_the_api(stack: Stack, token: str, finished_run: dict):
+def test_task_log_is_readable_through_the_api(stack: Stack, finished_run: dict):
     """The log of the run's last task, fetched through the API, holds what the task printed."""
     path = f"/api/v2/dags/{DAG_ID}/dagRuns/{finished_run['dag_run_id']}/taskInstances/load/logs/1"
-    status, body = stack.request("GET", f"{path}?full_content=true", token=token)
+    status, body = stack.request("GET", f"{path}?full_content=true")
     assert status == 200, body
     text = "\n".join(
         event if isinstance(event, str) else str(event.get("event", "")) for event in body["content"]
@@ -212,9 +206,9 @@ def test_state_survives_recreating_the_stack(
     RESTARTS[restart](stack)
     stack.wait_healthy()
     assert stack.env_file() == env_after_create
-    fresh_token = stack.token()
+    stack.token()  # a fresh login with the password in .env
     path = f"/api/v2/dags/{DAG_ID}/dagRuns/{finished_run['dag_run_id']}"
-    status, body = stack.request("GET", path, token=fresh_token)
+    status, body = stack.request("GET", path)
     assert (status, body.get("state")) == (200, "success"), body
     output = stack.exec("airflow", "connections", "get", CONNECTION_ID, "--output", "json").stdout
     assert connection_password in output
