@@ -4,7 +4,7 @@
 
 Each measurement is what a user waits for: from the moment VS Code would start ``python -m
 debugpy.adapter`` to the ``stopped`` event at a breakpoint in a task body, driven over DAP by the same
-client as the tests (``tests/dap.py``). The rows run interleaved, on one throwaway SQLite database
+client as the tests (``testkit/dap.py``). The rows run interleaved, on one throwaway SQLite database
 migrated beforehand (as ``.airflow/airflow.db`` is after the first run). Prints a markdown table: median
 and spread (min-max) per row. Not a test: timings depend on the machine and on what else runs on it.
 """
@@ -25,30 +25,11 @@ from typing import NamedTuple
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from localflow import settings  # noqa: E402
 from localflow.debugging.warm_runner import client, protocol  # noqa: E402
-from localflow.secrets import rules  # noqa: E402
 from testkit.dap import DapClient, launch_configuration  # noqa: E402
+from testkit.environment import airflow_environment  # noqa: E402
 
 BREAKPOINTS = {"example_etl": "summary = summarize(orders)", "example_context": "print(label)"}
-
-
-def environment(home: Path) -> dict[str, str]:
-    """A native Airflow environment with its own home, SQLite database and secrets."""
-    env = settings.native_environment(REPO, base={}, read_env_file=False)
-    env.update({secret.name: secret.generate() for secret in rules.SECRETS})
-    env.update(
-        {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", str(home)),
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        }
-    )
-    return env
 
 
 class Row(NamedTuple):
@@ -103,7 +84,7 @@ def main() -> int:
     parser.add_argument("--dag", default="example_etl", choices=sorted(BREAKPOINTS))
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="localflow-bench-"))
-    env = environment(home)
+    env = airflow_environment(home)  # its own home, a SQLite database and fresh secrets
     try:
         print("preparing: migrating a throwaway SQLite database ...", file=sys.stderr, flush=True)
         subprocess.run(

@@ -38,6 +38,8 @@ from pathlib import Path
 import psutil
 
 from localflow import settings
+from localflow.polling import WaitTimeout, seconds_until, wait_until
+from localflow.rest import AirflowClient
 from testkit.environment import PostgresDatabases, free_port, run_airflow
 from testkit.native_stack import (
     RunningStack,
@@ -93,29 +95,15 @@ def cpu_seconds(stack: RunningStack) -> float:
     return total
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> float:
-    """Seconds until ``condition()`` holds, or ``timeout`` when it never does."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(POLL)
-    return timeout
-
-
 @dataclass
 class Api:
-    """The REST calls the scenarios poll."""
+    """The REST calls the scenarios poll, on the stack's client."""
 
-    stack: RunningStack
-    token: str = ""
-
-    def __post_init__(self) -> None:
-        self.token = self.stack.token()
+    client: AirflowClient
 
     def get(self, path: str) -> tuple[int, dict]:
         """GET ``path``."""
-        return self.stack.request("GET", path, token=self.token)
+        return self.client.request("GET", path)
 
     def dag_active(self, dag_id: str) -> bool:
         """The DAG is in the API and not stale."""
@@ -243,34 +231,27 @@ def save_scenarios(
             path.unlink()
         else:
             path.write_text(content)
-        results.add(metric, wait_until(visible, timeout))
+        results.add(metric, seconds_until(visible, timeout, interval=POLL))
         progress.show(metric, step=True)
 
 
-def trigger_to_success(api: Api, timeout: float, dag_id: str = "example_etl") -> float:
+def trigger_to_success(stack: RunningStack, timeout: float, dag_id: str = "example_etl") -> float:
     """Seconds from the trigger request to the run's success, at most ``timeout``.
 
     A run still going at ``timeout`` counts as ``timeout``: with stock settings the first run after a start
     can wait minutes (its first task gives up on the api-server's cold execution API and retries 5 min
     later). A failed run is an error, not a number.
     """
-    stack = api.stack
-    status, body = stack.request(
-        "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token=api.token
-    )
-    assert status == 200, body
+    run_id = stack.api.trigger(dag_id, unpause=False)
     started = time.monotonic()
-    run_id = body["dag_run_id"]
-    while True:
-        status, body = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", token=api.token)
-        if body.get("state") in {"success", "failed"}:
-            elapsed = time.monotonic() - started
-            if body["state"] != "success":
-                raise RuntimeError(f"{dag_id} run {run_id} failed:\n{stack.output()[-2000:]}")
-            return elapsed
-        if time.monotonic() - started > timeout:
-            return timeout
-        time.sleep(POLL)
+    try:
+        run = stack.api.wait_for_run(dag_id, run_id, timeout, interval=POLL)
+    except WaitTimeout:
+        return timeout
+    elapsed = time.monotonic() - started
+    if run["state"] != "success":
+        raise RuntimeError(f"{dag_id} run {run_id} failed:\n{stack.output()[-2000:]}")
+    return elapsed
 
 
 def dag_test(config: str, workspace: Path, env: dict[str, str]) -> float:
@@ -315,17 +296,19 @@ def run_config(
             stack.wait_healthy(timeout=300)
             results.add("cold start → all healthy", time.monotonic() - started)
             progress.show(f"{label}: cold start", step=True)
-            api = Api(stack)
+            api = Api(stack.api)
             # Not timed: the stack has parsed the folder it started with.
             wait_until(
-                lambda api=api: api.dag_active("example_etl") and api.dag_active("bench_uses_helper"), 120
+                lambda api=api: api.dag_active("example_etl") and api.dag_active("bench_uses_helper"),
+                120,
+                what="example_etl and bench_uses_helper parsed",
             )
             progress.show(f"{label}: saves")
             save_scenarios(api, workspace, repetition, timeout=timeout, results=results, progress=progress)
-            stack.request("PATCH", "/api/v2/dags/example_etl", {"is_paused": False}, token=api.token)
+            stack.api.request("PATCH", "/api/v2/dags/example_etl", {"is_paused": False})
             for _ in range(2):
                 progress.show(f"{label}: trigger → success ...")
-                results.add("trigger → success (3 tasks)", trigger_to_success(api, timeout))
+                results.add("trigger → success (3 tasks)", trigger_to_success(stack, timeout))
             progress.show(f"{label}: trigger → success", step=True)
             progress.show(f"{label}: idle ...")
             time.sleep(3)

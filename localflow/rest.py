@@ -11,7 +11,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from localflow.polling import wait_until
 
@@ -61,7 +61,11 @@ class AirflowClient:
     """
 
     def __init__(
-        self, base_url: str, username: str = "admin", password: str | None = None, timeout: float = 30
+        self,
+        base_url: str,
+        username: str = "admin",
+        password: str | Callable[[], str] | None = None,
+        timeout: float = 30,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -83,6 +87,8 @@ class AirflowClient:
     def login(self, password: str | None = None) -> str:
         """Get an access token (``POST /auth/token``) and use it from now on; ``ApiError`` if refused."""
         password = self._password if password is None else password
+        if callable(password):
+            password = password()
         credentials = {"username": self.username, "password": password}
         status, body = self.send("POST", "/auth/token", credentials)
         if status != 201:

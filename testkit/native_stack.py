@@ -10,16 +10,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import psutil
 
 from localflow import rest
 from localflow.envfile import parse
+from localflow.polling import WaitTimeout, wait_until
 from localflow.secrets import rules
 from testkit.environment import REPO, free_port
 
@@ -65,7 +66,7 @@ def make_workspace(root: Path) -> Path:
 
 @dataclass
 class RunningStack:
-    """A native stack started by ``python -m localflow up``."""
+    """A native stack started by ``python -m localflow up``; ``api`` is its REST API, logged in as admin."""
 
     process: subprocess.Popen
     workspace: Path
@@ -77,71 +78,67 @@ class RunningStack:
         """Base URL of the api-server."""
         return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
 
-    def output(self) -> str:
-        """What ``up`` printed so far."""
-        return self.output_path.read_text(errors="replace")
-
-    def wait_healthy(self, timeout: float = 180) -> None:
-        """Wait until every component is healthy; fail with the runner's output otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"`up` exited early:\n{self.output()}"
-            if "Airflow is up" in self.output() and rest.AirflowClient(self.url).is_healthy():
-                return
-            time.sleep(1)
-        raise AssertionError(f"stack not healthy after {timeout} s:\n{self.output()}")
+    @cached_property
+    def api(self) -> rest.AirflowClient:
+        """The REST client, logged in (on first use) as admin with the password ``up`` wrote to ``.env``."""
+        return rest.AirflowClient(self.url, password=lambda: self.admin_password)
 
     @property
     def admin_password(self) -> str:
         """The admin password that ``up`` generated into the workspace's ``.env``."""
         return parse((self.workspace / ".env").read_text(), ".env")[rules.ADMIN_PASSWORD]
 
-    def token(self, password: str | None = None) -> str:
-        """Log in as admin with the generated password; return the access token."""
-        password = password or self.admin_password
-        status, body = self.request(
-            "POST", "/auth/token", {"username": "admin", "password": password}, token=None
-        )
-        assert status == 201, (status, body)
-        return body["access_token"]
+    def output(self) -> str:
+        """What ``up`` printed so far."""
+        return self.output_path.read_text(errors="replace")
+
+    @contextmanager
+    def output_on_timeout(self) -> Iterator[None]:
+        """A wait that times out inside the block also shows what ``up`` printed (the components' complaints)."""
+        try:
+            yield
+        except WaitTimeout as error:
+            raise WaitTimeout(f"{error}; `up` printed:\n{self.output()}") from None
+
+    def wait_healthy(self, timeout: float = 180) -> None:
+        """Wait until every component is healthy; fail with the runner's output otherwise."""
+
+        def healthy() -> bool:
+            assert self.process.poll() is None, f"`up` exited early:\n{self.output()}"
+            return "Airflow is up" in self.output() and self.api.is_healthy()
+
+        with self.output_on_timeout():
+            wait_until(healthy, timeout, interval=1, what="every component healthy")
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        """Wait until ``dag_id`` is parsed, unpause and trigger it; return the run id."""
+        with self.output_on_timeout():
+            self.api.wait_for_dags([dag_id], timeout=120)
+        return self.api.trigger(dag_id, conf)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
+        """Wait until the run has finished; return its final state."""
+        with self.output_on_timeout():
+            return self.api.wait_for_run(dag_id, run_id, timeout)["state"]
+
+    # --- the calls of tests/localflow/watcher, until it uses ``api`` --------------------------------
+
+    def token(self) -> str:
+        """Log in as admin again; the access token."""
+        return self.api.login()
 
     def request(
         self, method: str, path: str, payload: dict | None = None, token: str | None = ""
     ) -> tuple[int, dict]:
-        """One REST call; returns (status, JSON body)."""
+        """One REST call: as admin (``token=""``), with ``token``, or without one (``None``)."""
         if token == "":
-            token = self.token()
-        return rest.request_json(self.url + path, method, payload, token)
+            return self.api.request(method, path, payload)
+        return self.api.send(method, path, payload, token)
 
-    def wait_for_dag(self, dag_id: str, token: str, timeout: float = 120) -> None:
-        """Wait until the dag-processor has serialized ``dag_id``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.request("GET", f"/api/v2/dags/{dag_id}", token=token)[0] == 200:
-                return
-            time.sleep(1)
-        raise AssertionError(f"{dag_id} never appeared:\n{self.output()}")
-
-    def trigger(self, dag_id: str, token: str, conf: dict | None = None) -> str:
-        """Unpause and trigger ``dag_id``; return the run id."""
-        self.wait_for_dag(dag_id, token)
-        status, body = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, token=token)
-        assert status == 200, body
-        status, body = self.request(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}, token=token
-        )
-        assert status == 200, body
-        return body["dag_run_id"]
-
-    def wait_for_run(self, dag_id: str, run_id: str, token: str, timeout: float = 180) -> str:
-        """Poll the run until it finishes; return its final state."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", token=token)
-            if status == 200 and body["state"] in {"success", "failed"}:
-                return body["state"]
-            time.sleep(1)
-        raise AssertionError(f"run {run_id} unfinished after {timeout} s:\n{self.output()}")
+    def wait_for_dag(self, dag_id: str, token: str = "", timeout: float = 120) -> None:
+        """Wait until the dag-processor has serialized ``dag_id`` (``token`` is unused)."""
+        with self.output_on_timeout():
+            self.api.wait_for_dags([dag_id], timeout)
 
     def stop(self, timeout: float = 60) -> int:
         """Ctrl-C, as a user would; return the runner's exit code."""

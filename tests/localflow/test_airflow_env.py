@@ -83,7 +83,7 @@ def test_each_component_sees_the_tuned_settings(effective, component: str):
 @pytest.mark.stack
 def test_api_server_config_endpoint_shows_them(stack):
     """The api-server's own config endpoint (expose_config) reports the tuned values."""
-    status, body = stack.request("GET", "/api/v2/config")
+    status, body = stack.api.request("GET", "/api/v2/config")
     assert status == 200, body
     shown = {
         f"AIRFLOW__{section['name'].upper()}__{option['key'].upper()}": option["value"]

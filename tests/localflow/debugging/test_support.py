@@ -1,6 +1,6 @@
 """Every configuration of ``.vscode/launch.json`` stops at a breakpoint inside task code, driven over DAP.
 
-The client (``tests/dap.py``) is what VS Code does: it starts ``python -m debugpy.adapter`` (or, for
+The client (``testkit/dap.py``) is what VS Code does: it starts ``python -m debugpy.adapter`` (or, for
 ``attach``, connects to the adapter the task opened), sends the configuration read from launch.json with
 its variables resolved, sets a breakpoint in a task body, and then checks what a user would see: the stop
 at that file and line, a local variable's value, every scope and variable of the top frame expanded
@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from localflow.debugging import support as debug
+from localflow.polling import wait_until
 from localflow.settings import shared_settings
 from testkit.dap import EXPAND_TIMEOUT, STOP_TIMEOUT, DapClient, check_stop, launch_configuration, line_of
 from testkit.environment import REPO, free_port
@@ -69,7 +70,7 @@ LAUNCH_CASES = [
     ),
     LaunchCase(
         "Airflow: debug this test file",
-        "tests/localflow/test_dagtest.py",
+        "tests/localflow/debugging/test_dagtest.py",
         "dags/example_etl.py",
         "summary = summarize(orders)",
         {},
@@ -133,12 +134,9 @@ def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres):
     # Past the timeout and the scheduler's next check for tasks without a heartbeat (every 10 s).
     pause = heartbeat_timeout + 15
     with running_stack(tmp_path, postgres.create(), **settings) as stack:
-        token = stack.token()
-        run_id = stack.trigger("example_context", token)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while not _listening(port):
-            assert time.monotonic() < deadline, f"no task listened on {port}:\n{stack.output()}"
-            time.sleep(0.5)
+        run_id = stack.trigger("example_context")
+        with stack.output_on_timeout():
+            wait_until(lambda: _listening(port), STOP_TIMEOUT, what=f"a task listening on {port}")
         dag_file = tmp_path / "dags" / "example_context.py"  # the stack's own copy of the workspace
         line = line_of(dag_file, "print(label)")
         config = launch_configuration(LAUNCH_JSON, "Airflow: attach to a scheduled task", workspace=REPO)
@@ -155,9 +153,9 @@ def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres):
             client.request("continue", {"threadId": stopped["threadId"]})
             client.wait_event("terminated", STOP_TIMEOUT)
             client.close(terminate_debuggee=False)
-        assert stack.wait_for_run("example_context", run_id, token) == "success"
-        status, task = stack.request(
-            "GET", f"/api/v2/dags/example_context/dagRuns/{run_id}/taskInstances/describe_run", token=token
+        assert stack.wait_for_run("example_context", run_id) == "success"
+        status, task = stack.api.request(
+            "GET", f"/api/v2/dags/example_context/dagRuns/{run_id}/taskInstances/describe_run"
         )
         assert status == 200 and task["try_number"] == 1, task  # not killed and retried while paused
 

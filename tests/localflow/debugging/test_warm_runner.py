@@ -1,7 +1,7 @@
 """The warm runner (``localflow/debugging/warm_runner/``): F5's run forked from a process that imported Airflow.
 
 Driven as VS Code drives it: the "debug this DAG file" configuration of ``.vscode/launch.json`` over DAP
-(``tests/dap.py``), on a DAG file and a ``plugins/`` helper written by the test. What a user must be able to
+(``testkit/dap.py``), on a DAG file and a ``plugins/`` helper written by the test. What a user must be able to
 count on: the stop is where the breakpoint is, an edited helper is seen on the next F5 without a restart,
 changed settings replace the runner, Stop ends the run, a failing run fails, and without a runner (turned
 off or unusable) F5 still works.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +18,7 @@ import psutil
 import pytest
 
 from localflow.debugging.warm_runner import client, protocol, server
+from localflow.polling import wait_until
 from testkit.dap import STOP_TIMEOUT, DapClient, check_stop, launch_configuration, line_of
 from testkit.environment import REPO, airflow_environment, run_airflow
 
@@ -189,10 +189,7 @@ def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
         assert "localflow.debugging.warm_runner" in runner.cmdline()
         # Stop (Shift+F5) ends the run, and the runner stays for the next F5.
         client.close(terminate_debuggee=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and psutil.pid_exists(pid):
-        time.sleep(0.1)
-    assert not psutil.pid_exists(pid), "the run outlived Stop"
+    wait_until(lambda: not psutil.pid_exists(pid), 10, interval=0.1, what="the run ended by Stop")
     assert runner.is_running()
 
 
@@ -282,10 +279,7 @@ def test_run_without_debugging_and_idle_exit(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "probe says no debugger" in run.stdout + run.stderr
     assert "starting the warm debug runner" in run.stderr
-    deadline = time.monotonic() + 30
-    while socket_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not socket_path.exists(), "the idle runner did not exit"
+    wait_until(lambda: not socket_path.exists(), 30, interval=0.2, what="the idle runner's exit")
 
 
 @pytest.mark.parametrize(

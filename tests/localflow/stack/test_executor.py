@@ -6,12 +6,11 @@ workers are forked and retired.
 
 from __future__ import annotations
 
-import time
-
 import psutil
 import pytest
 
-from localflow import settings
+from localflow import rest, settings
+from localflow.polling import wait_until
 from localflow.stack import executor
 from testkit.native_stack import RunningStack, components, running_stack
 
@@ -31,27 +30,28 @@ def workers(scheduler: psutil.Process) -> set[int]:
     return found
 
 
-def run_watching_workers(stack: RunningStack, scheduler: psutil.Process, token: str) -> tuple[str, set[int]]:
+def run_watching_workers(stack: RunningStack, scheduler: psutil.Process) -> tuple[str, set[int]]:
     """Trigger example_etl and wait for its end; return its state and every worker seen meanwhile."""
-    run_id = stack.trigger("example_etl", token)
+    run_id = stack.trigger("example_etl")
     seen: set[int] = set()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        seen |= workers(scheduler)
-        status, body = stack.request("GET", f"/api/v2/dags/example_etl/dagRuns/{run_id}", token=token)
-        if status == 200 and body["state"] in {"success", "failed"}:
-            return body["state"], seen
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} unfinished:\n{stack.output()}")
+
+    def finished() -> str | None:
+        seen.update(workers(scheduler))
+        status, body = stack.api.request("GET", f"/api/v2/dags/example_etl/dagRuns/{run_id}")
+        return body["state"] if status == 200 and body["state"] in rest.FINISHED_RUN_STATES else None
+
+    with stack.output_on_timeout():
+        return wait_until(finished, 180, interval=0.1, what=f"run {run_id} finished"), seen
 
 
-def wait_for_no_workers(scheduler: psutil.Process, timeout: float) -> float:
-    """Seconds until the scheduler has no worker left; fails after ``timeout``."""
-    started = time.monotonic()
-    while workers(scheduler):
-        assert time.monotonic() - started < timeout, f"workers still alive: {workers(scheduler)}"
-        time.sleep(0.2)
-    return time.monotonic() - started
+def wait_for_no_workers(scheduler: psutil.Process, timeout: float) -> None:
+    """Wait until the scheduler has no worker left; fail after ``timeout``."""
+    wait_until(
+        lambda: not workers(scheduler),
+        timeout,
+        interval=0.2,
+        what=lambda: f"no worker left (still alive: {workers(scheduler)})",
+    )
 
 
 def test_airflow_env_configures_it():
@@ -88,10 +88,9 @@ def test_workers_come_with_work_and_go_when_idle(tmp_path, postgres):
         scheduler_log = stack.workspace / ".airflow" / "logs" / "components" / "scheduler.log"
         assert f"Loaded executor: ::{CONFIGURED}" in scheduler_log.read_text()
         assert workers(scheduler) == set(), "workers forked before any work"
-        token = stack.token()
         earlier: set[int] = set()
         for run in ("first run", "run after the workers retired"):
-            state, seen = run_watching_workers(stack, scheduler, token)
+            state, seen = run_watching_workers(stack, scheduler)
             assert state == "success", f"{run}:\n{stack.output()}"
             assert seen, f"{run}: no worker seen"
             assert not seen & earlier, f"{run}: retired workers were reused"

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from localflow import rest
+from localflow.polling import wait_until
 from testkit.environment import free_port
 from testkit.native_stack import RunningStack, running_stack
 
@@ -100,27 +100,22 @@ def process_group(pid: int) -> int | None:
         return None
 
 
-def wait_task_running(running: RunningStack, token: str, dag_id: str, run_id: str, task_id: str) -> None:
+def wait_task_running(running: RunningStack, dag_id: str, run_id: str, task_id: str) -> None:
     """Wait until a task instance of the run is running."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status, body = running.request(
-            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", token=token
-        )
-        if status == 200 and body["state"] == "running":
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{task_id} never ran:\n{running.output()}")
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+
+    def is_running() -> bool:
+        status, body = running.api.request("GET", path)
+        return status == 200 and body["state"] == "running"
+
+    with running.output_on_timeout():
+        wait_until(is_running, 120, what=f"{task_id} running")
 
 
 def wait_healthy_again(running: RunningStack, timeout: float = 180) -> None:
     """Wait until every component reports healthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if rest.AirflowClient(running.url).is_healthy():
-            return
-        time.sleep(1)
-    raise AssertionError(f"not healthy again after {timeout} s:\n{running.output()}")
+    with running.output_on_timeout():
+        wait_until(running.api.is_healthy, timeout, interval=1, what="every component healthy again")
 
 
 @pytest.fixture
@@ -135,12 +130,11 @@ def slow_dag_stack(tmp_path: Path, postgres) -> Iterator[RunningStack]:
 def test_scheduler_killed_mid_run(slow_dag_stack: RunningStack):
     """kill -9 of the scheduler during a run: it is restarted and the run completes."""
     running = slow_dag_stack
-    token = running.token()
-    run_id = running.trigger("fault_slow", token)
-    wait_task_running(running, token, "fault_slow", run_id, "wait")
+    run_id = running.trigger("fault_slow")
+    wait_task_running(running, "fault_slow", run_id, "wait")
     scheduler = component(running, "scheduler")
     scheduler.send_signal(signal.SIGKILL)
-    assert running.wait_for_run("fault_slow", run_id, token, timeout=300) == "success"
+    assert running.wait_for_run("fault_slow", run_id, timeout=300) == "success"
     leftovers = [process for process in psutil.process_iter() if process_group(process.pid) == scheduler.pid]
     assert not leftovers, f"the killed scheduler's workers were left running: {leftovers}"
     assert "scheduler exited (code -9); restarting" in running.output()
@@ -151,9 +145,9 @@ def test_api_server_killed(slow_dag_stack: RunningStack):
     running = slow_dag_stack
     component(running, "api-server").send_signal(signal.SIGKILL)
     time.sleep(1)
-    assert rest.AirflowClient(running.url).health() is None
+    assert running.api.health() is None
     wait_healthy_again(running)
-    assert running.token()
+    assert running.api.login()
     assert "api-server exited (code -9); restarting" in running.output()
 
 
@@ -221,14 +215,13 @@ def test_postgres_restart_mid_run(tmp_path: Path, private_postgres: PrivatePostg
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "fault_slow.py").write_text(SLOW_DAG)
     with running_stack(tmp_path, private_postgres.url) as running:
-        token = running.token()
-        run_id = running.trigger("fault_slow", token)
-        wait_task_running(running, token, "fault_slow", run_id, "wait")
+        run_id = running.trigger("fault_slow")
+        wait_task_running(running, "fault_slow", run_id, "wait")
         private_postgres.stop()
         time.sleep(10)
         private_postgres.start()
         wait_healthy_again(running)
-        assert running.wait_for_run("fault_slow", run_id, running.token(), timeout=300) == "success"
+        assert running.wait_for_run("fault_slow", run_id, timeout=300) == "success"
 
 
 def test_broken_dag_files_are_import_errors_and_the_rest_runs(tmp_path: Path, postgres):
@@ -240,20 +233,23 @@ def test_broken_dag_files_are_import_errors_and_the_rest_runs(tmp_path: Path, po
     good_dags = {"example_etl", "example_context", "example_postgres_query"}
     # Airflow's default import timeout is 30 s; a shorter one only makes the looping file fail sooner.
     with running_stack(tmp_path, postgres.create(), AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="10") as running:
-        token = running.token()
-        run_id = running.trigger("example_etl", token)
-        assert running.wait_for_run("example_etl", run_id, token) == "success"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            errors = running.request("GET", "/api/v2/importErrors", token=token)[1]["import_errors"]
+        run_id = running.trigger("example_etl")
+        assert running.wait_for_run("example_etl", run_id) == "success"
+        seen: dict[str, list[str]] = {}
+
+        def all_listed() -> tuple[dict[str, str], set[str]] | None:
+            errors = running.api.get("/api/v2/importErrors")["import_errors"]
             files = {Path(error["filename"]).name: error["stack_trace"] for error in errors}
-            dags = {
-                dag["dag_id"]
-                for dag in running.request("GET", "/api/v2/dags?limit=100", token=token)[1]["dags"]
-            }
-            if files.keys() >= broken_files and dags >= good_dags:
-                break
-            time.sleep(2)
+            dags = {dag["dag_id"] for dag in running.api.dags()}
+            seen.update(import_errors=sorted(files), dags=sorted(dags))
+            return (files, dags) if files.keys() >= broken_files and dags >= good_dags else None
+
+        files, dags = wait_until(
+            all_listed,
+            180,
+            interval=2,
+            what=lambda: f"each broken file an import error, the rest DAGs ({seen})",
+        )
         assert files.keys() == broken_files
         assert "DagBag import timeout" in files[LOOPING_DAG[0]]
         assert good_dags <= dags

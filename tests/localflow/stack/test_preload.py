@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from localflow.polling import wait_until
 from localflow.stack import preload
 from testkit.native_stack import running_stack
 
@@ -42,14 +42,6 @@ def forked_components(supervisor: psutil.Process) -> dict[str, psutil.Process]:
     return {title: child for title, child in titles.items() if title in TITLES}
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    """Poll ``condition()`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
-
-
 @pytest.mark.stack
 def test_components_share_memory_and_the_supervisor_sheds_airflow(tmp_path, postgres):
     """Each Airflow component is forked, named as its command, and shares Airflow's pages with the others.
@@ -59,8 +51,7 @@ def test_components_share_memory_and_the_supervisor_sheds_airflow(tmp_path, post
     still supervises them: a component that dies is restarted.
     """
     with running_stack(tmp_path, postgres.create()) as stack:
-        token = stack.token()
-        assert stack.wait_for_run("example_etl", stack.trigger("example_etl", token), token) == "success"
+        assert stack.wait_for_run("example_etl", stack.trigger("example_etl")) == "success"
         supervisor = psutil.Process(stack.process.pid)
         components = forked_components(supervisor)
         assert set(components) == set(TITLES), sorted(components)
@@ -82,6 +73,7 @@ def test_components_share_memory_and_the_supervisor_sheds_airflow(tmp_path, post
                     return True
             return False
 
-        wait_for(restarted, 60, f"dag-processor not restarted:\n{stack.output()}")
+        with stack.output_on_timeout():
+            wait_until(restarted, 60, what="the dag-processor restarted")
         stack.wait_healthy()
         assert not holds_airflow(supervisor.pid)

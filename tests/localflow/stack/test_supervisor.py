@@ -36,14 +36,14 @@ def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
         output = stack.output()
         assert stack.url in output and "log in as 'admin'" in output
         assert "[warning" not in output  # nothing but its own lines between the user and the UI address
-        health = stack.request("GET", "/api/v2/monitor/health", token=None)[1]
+        health = stack.api.send("GET", "/api/v2/monitor/health")[1]
         assert {
             health[key]["status"] for key in ("metadatabase", "scheduler", "triggerer", "dag_processor")
         } == {"healthy"}
-        token = stack.token()
-        run_id = stack.trigger("example_etl", token)
-        assert stack.wait_for_run("example_etl", run_id, token) == "success"
-        assert_connection_encrypted_with_env_key(stack, token)
+        assert stack.api.login()  # the admin password of .env is accepted
+        run_id = stack.trigger("example_etl")
+        assert stack.wait_for_run("example_etl", run_id) == "success"
+        assert_connection_encrypted_with_env_key(stack)
         children = psutil.Process(stack.process.pid).children(recursive=True)
         assert len(children) >= 4
         assert stack.stop() == 0
@@ -53,10 +53,10 @@ def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
     assert_no_secret_logged(stack.workspace)
 
 
-def assert_connection_encrypted_with_env_key(stack, token):
+def assert_connection_encrypted_with_env_key(stack):
     """A password saved through the API is stored encrypted with the Fernet key of .env (never plaintext)."""
     payload = {"connection_id": "secret_conn", "conn_type": "postgres", "password": "s3cret-pw"}
-    status, body = stack.request("POST", "/api/v2/connections", payload, token=token)
+    status, body = stack.api.request("POST", "/api/v2/connections", payload)
     assert status == 201, body
     env = settings.native_environment(stack.workspace, base=stack.env)
     assert ("connection", "secret_conn") in {
@@ -84,9 +84,7 @@ def assert_no_secret_logged(workspace):
 def test_wrong_password_is_refused(tmp_path, postgres):
     """Authentication is on: a wrong password gets no token."""
     with running_stack(tmp_path, postgres.create()) as stack:
-        status, _ = stack.request(
-            "POST", "/auth/token", {"username": "admin", "password": "wrong"}, token=None
-        )
+        status, _ = stack.api.send("POST", "/auth/token", {"username": "admin", "password": "wrong"})
         assert status == 401
 
 

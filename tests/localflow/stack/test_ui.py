@@ -22,9 +22,9 @@ def test_admin_logs_in_sees_the_dags_and_runs_one(tmp_path):
     workspace.mkdir()
     artifacts.mkdir()
     with running_stack(workspace, None) as stack, chromium(artifacts) as browser:
-        token = stack.token()
-        for dag_id in EXAMPLE_DAGS:  # parsed: what a user who opens the UI a little later finds
-            stack.wait_for_dag(dag_id, token)
+        # Parsed: what a user who opens the UI a little later finds.
+        with stack.output_on_timeout():
+            stack.api.wait_for_dags(EXAMPLE_DAGS)
         browser.open(f"{stack.url}/dags/example_etl")
 
         # Not logged in: the login form, which refuses a wrong password.
@@ -57,7 +57,7 @@ def test_admin_logs_in_sees_the_dags_and_runs_one(tmp_path):
         task_succeeded = "//td[@data-testid='table-cell-state'][normalize-space()='Success']"
         browser.wait_for(f"({task_succeeded})[3]", "three tasks succeeding")
         assert len(browser.driver.find_elements("xpath", task_succeeded)) == 3, browser.text()
-        status, run = stack.request("GET", f"/api/v2/dags/example_etl/dagRuns/{run_id}", token=token)
+        status, run = stack.api.request("GET", f"/api/v2/dags/example_etl/dagRuns/{run_id}")
         assert status == 200, run
         assert (run["state"], run["run_type"], run["triggering_user_name"]) == ("success", "manual", "admin")
 
