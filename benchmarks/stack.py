@@ -95,6 +95,22 @@ def cpu_seconds(stack: RunningStack) -> float:
     return total
 
 
+def component_cpu_seconds(stack: RunningStack) -> dict[str, dict[int, float]]:
+    """CPU time used so far by each process (by pid) of each component's tree and of the supervisor."""
+    members = {name: tree(process) for name, process in components(stack).items()}
+    members[SUPERVISOR] = [psutil.Process(stack.process.pid)]
+    result: dict[str, dict[int, float]] = {}
+    for name, processes in members.items():
+        result[name] = {}
+        for member in processes:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            result[name][member.pid] = times.user + times.system
+    return result
+
+
 @dataclass
 class Api:
     """The REST calls the scenarios poll, on the stack's client."""
@@ -313,8 +329,15 @@ def run_config(
             progress.show(f"{label}: idle ...")
             time.sleep(3)
             before, window = cpu_seconds(stack), 8.0
+            before_by_component = component_cpu_seconds(stack)
             time.sleep(window)
             results.add("idle CPU (% of one core)", 100 * (cpu_seconds(stack) - before) / window)
+            for name, used in component_cpu_seconds(stack).items():
+                if config == "stock" and name == "dag-watcher":
+                    continue  # off in stock, as for memory below
+                earlier = before_by_component.get(name, {})
+                spent = sum(seconds - earlier.get(pid, 0.0) for pid, seconds in used.items())
+                results.add(f"idle CPU {name} (% of one core)", 100 * spent / window)
             measured = memory(stack)
             if config == "stock":
                 measured.pop("dag-watcher", None)  # off in stock: not part of Airflow's stack
