@@ -6,12 +6,12 @@ whatever shows up in the API within the test's patience was requested by the wat
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from localflow.errors import LocalflowError
+from localflow.polling import wait_until
 from localflow.watcher import events, files, reparse
 from testkit.native_stack import RunningStack, dag_source, make_workspace, stack_environment, start_up
 
@@ -134,13 +134,8 @@ PATIENCE = 90  # seconds; Airflow itself would not look again for an hour
 
 def wait_for(condition, what: str, stack: RunningStack) -> None:
     """Wait until ``condition()`` holds; fail with the watcher's log otherwise."""
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
     log = stack.workspace / ".airflow" / "logs" / "components" / "dag-watcher.log"
-    raise AssertionError(f"{what} not visible after {PATIENCE} s; dag-watcher log:\n{log.read_text()}")
+    wait_until(condition, PATIENCE, what=lambda: f"dag-watcher log:\n{log.read_text()}\n{what} visible")
 
 
 @pytest.fixture(scope="module")
