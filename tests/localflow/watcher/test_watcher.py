@@ -6,6 +6,10 @@ whatever shows up in the API within the test's patience was requested by the wat
 
 from __future__ import annotations
 
+import os
+import queue
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +79,69 @@ def test_imported_modules(tmp_path: Path, source: str, package: str, expected: s
     path = tmp_path / "module.py"
     path.write_text(source)
     assert files.imported_modules(path, package) == expected
+
+
+def save_in_the_same_second(path: Path, text: str) -> None:
+    """Save ``text`` again within the second of the last save (its modification time 1 µs apart)."""
+    last = path.stat().st_mtime_ns
+    path.write_text(text)
+    same_second = last + 1_000 if (last + 1_000) // 10**9 == last // 10**9 else last - 1_000
+    os.utime(path, ns=(same_second, same_second))
+
+
+def rename(folders: files.Folders, old: str, new: str) -> None:
+    """Move ``old`` to ``new`` (relative to the root of both folders)."""
+    (folders.dags.parent / old).rename(folders.dags.parent / new)
+
+
+# what is done, paths (relative to the temporary root) the next bursts must hand on
+CHANGES_SEEN = (
+    ("edit", lambda f: (f.dags / "alone.py").write_text("A = 1\n"), {"dags/alone.py"}),
+    # Polling must compare exact times: watchfiles' polling (whole seconds) would miss this save.
+    ("edit again", lambda f: save_in_the_same_second(f.dags / "alone.py", "A = 2\n"), {"dags/alone.py"}),
+    ("new folder", lambda f: (f.dags / "team").mkdir(), {"dags/team"}),
+    ("new file in it", lambda f: (f.dags / "team" / "new.py").write_text(""), {"dags/team/new.py"}),
+    ("ignore file", lambda f: (f.dags / ".airflowignore").write_text("team\n"), {"dags/.airflowignore"}),
+    ("file moved", lambda f: rename(f, "dags/alone.py", "dags/moved.py"), {"dags/alone.py", "dags/moved.py"}),
+    ("folder moved", lambda f: rename(f, "dags/team", "dags/crew"), {"dags/team", "dags/crew"}),
+    ("folder deleted", lambda f: shutil.rmtree(f.dags / "crew"), {"dags/crew"}),
+    ("file deleted", lambda f: (f.dags / "moved.py").unlink(), {"dags/moved.py"}),
+    (
+        "helper edit",
+        lambda f: (f.plugins / "base_helper.py").write_text("VALUE = 2\n"),
+        {"plugins/base_helper.py"},
+    ),
+)
+
+
+def handed_on(changes: queue.Queue, expected: set[str], root: Path, what: str) -> None:
+    """Wait until the loop's bursts held every path of ``expected`` (relative to ``root``); then the rest."""
+    seen: set[str] = set()
+
+    def all_seen() -> bool:
+        seen.update(path.relative_to(root).as_posix() for path in events.collect(changes, 0.2))
+        return expected <= seen
+
+    wait_until(all_seen, 5, interval=0, what=lambda: f"{what} (seen: {sorted(seen)})")
+    while events.collect(changes, 0.3):  # the rest of the burst
+        pass
+
+
+@pytest.mark.parametrize("mode", ["events", "poll"])
+def test_every_kind_of_change_is_handed_on(folders: files.Folders, mode: str):
+    """Saves, creations, moves and deletions of files and folders reach the loop; the observer stops at once."""
+    changes: queue.Queue = queue.Queue()
+    observer = events.start_observer(mode, folders, changes, poll_interval=0.1)
+    try:
+        time.sleep(0.3)  # polling: the first look at the folders
+        for what, change, expected in CHANGES_SEEN:
+            change(folders)
+            handed_on(changes, expected, folders.dags.parent, f"{mode}: {what}")
+    finally:
+        started = time.monotonic()
+        observer.stop()
+        observer.join(timeout=5)
+    assert not observer.is_alive() and time.monotonic() - started < 2
 
 
 # /proc/self/mounts line for the workspace, LOCALFLOW_WATCH, expected mode
