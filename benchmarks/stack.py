@@ -16,7 +16,7 @@ measures:
 "stock" sets every option below the tuning line of ``localflow/airflow.env`` back to Airflow's default,
 turns the dag watcher off and starts each component as its own ``airflow`` process
 (``LOCALFLOW_PRELOAD=off``); "ours" is the file as it is, with the components forked from the supervisor
-(``localflow/preload.py``). The supervisor (``python -m localflow up``) counts in the memory of both.
+(``localflow/stack/preload.py``). The supervisor (``python -m localflow up``) counts in the memory of both.
 Everything else (LocalExecutor, PostgreSQL, ports, auth) is the same. A save that is not visible within ``--timeout`` counts as the timeout and shows
 as "> N"; so does a DAG run still going after it. Prints a markdown table: median, min-max, and the ratio
 ours/stock.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from localflow import settings, settings_check
 from localflow.airflow_cli import run_airflow
+from localflow.errors import LocalflowError
 from localflow.secrets import keyguard, passwords, store
 from localflow.secrets.rules import ADMIN_PASSWORD
 
@@ -23,7 +24,10 @@ def make_state_private(workspace: Path) -> None:
     creates them world-readable (0644), so the folder is what keeps other local users out.
     """
     state = workspace / settings.STATE_DIR_NAME
-    state.mkdir(mode=0o700, exist_ok=True)
+    try:
+        state.mkdir(mode=0o700, exist_ok=True)
+    except OSError as error:
+        raise LocalflowError(f"cannot create {state}: {error.strerror}; is the workspace writable?") from None
     if state.stat().st_mode & 0o077 and state.stat().st_uid == os.geteuid():
         state.chmod(0o700)
 

@@ -37,9 +37,12 @@ def acquire(state_dir: Path) -> tuple[int, dict]:
     Raises one line naming the other ``up`` when one holds the lock. The descriptor is inheritable, so
     the lock outlives ``execve``; components close it (``release_in_child``).
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_FILE_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise LocalflowError(f"cannot create {path}: {error.strerror}; is the workspace writable?") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -58,6 +61,13 @@ def record(fd: int, stack_id: str) -> None:
     os.lseek(fd, 0, os.SEEK_SET)
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps({"pid": os.getpid(), "id": stack_id, "started": time.time()}).encode())
+
+
+def discard_unused(state_dir: Path, fd: int) -> None:
+    """After a start that failed before recording anything: remove the lock file if it is empty."""
+    if not _read(fd):
+        (state_dir / LOCK_FILE_NAME).unlink(missing_ok=True)
+    os.close(fd)
 
 
 def release_in_child() -> None:

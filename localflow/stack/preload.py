@@ -4,7 +4,7 @@ Each Airflow component started on its own holds about 90 MB of private memory af
 alone, four times over. Forked from a parent that imported Airflow and the components' modules, they
 share those pages copy-on-write, the way gunicorn's ``preload_app`` and Airflow's own LocalExecutor
 workers do. ``gc.freeze()`` keeps the collector from touching (and so copying) the shared objects; no
-component unfreezes them (the scheduler's executor, ``localflow/executor.py``, freezes in its workers
+component unfreezes them (the scheduler's executor, ``executor.py``, freezes in its workers
 instead of around the fork as Airflow's does).
 
 The parent must have connected to nothing and started no thread: a forked child inherits both.

@@ -35,7 +35,7 @@ COMPONENTS: dict[str, list[str]] = {
 }
 # Our own components: `python -m localflow ARGS`, supervised like Airflow's.
 LOCALFLOW_COMPONENTS: dict[str, list[str]] = {
-    "dag-watcher": ["watch"],  # reparses a saved DAG file at once (localflow/watcher.py)
+    "dag-watcher": ["watch"],  # reparses a saved DAG file at once (localflow/watcher/)
 }
 # Fork the Airflow components from this process after importing Airflow once (preload.py):
 # they share its memory. `LOCALFLOW_PRELOAD=off` in .env starts each one as its own `airflow` process.

@@ -63,6 +63,14 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
     os.environ.update(env)
     # First the lock: a second `up` stops here, before it could write .env or the database.
     lock_fd, last_stack = ownership.acquire(Path(env["AIRFLOW_HOME"]))
+    try:
+        return _prepare_and_supervise(workspace, env, lock_fd, last_stack)
+    except BaseException:
+        ownership.discard_unused(Path(env["AIRFLOW_HOME"]), lock_fd)  # a failed start leaves nothing
+        raise
+
+
+def _prepare_and_supervise(workspace: Path, env: dict[str, str], lock_fd: int, last_stack: dict) -> int:
     stop_leftovers(last_stack)
     preflight(env)
     database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
