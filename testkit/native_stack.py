@@ -121,25 +121,6 @@ class RunningStack:
         with self.output_on_timeout():
             return self.api.wait_for_run(dag_id, run_id, timeout)["state"]
 
-    # --- the calls of tests/localflow/watcher, until it uses ``api`` --------------------------------
-
-    def token(self) -> str:
-        """Log in as admin again; the access token."""
-        return self.api.login()
-
-    def request(
-        self, method: str, path: str, payload: dict | None = None, token: str | None = ""
-    ) -> tuple[int, dict]:
-        """One REST call: as admin (``token=""``), with ``token``, or without one (``None``)."""
-        if token == "":
-            return self.api.request(method, path, payload)
-        return self.api.send(method, path, payload, token)
-
-    def wait_for_dag(self, dag_id: str, token: str = "", timeout: float = 120) -> None:
-        """Wait until the dag-processor has serialized ``dag_id`` (``token`` is unused)."""
-        with self.output_on_timeout():
-            self.api.wait_for_dags([dag_id], timeout)
-
     def stop(self, timeout: float = 60) -> int:
         """Ctrl-C, as a user would; return the runner's exit code."""
         if self.process.poll() is None:

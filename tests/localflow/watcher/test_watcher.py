@@ -224,55 +224,52 @@ def slow_airflow_stack(tmp_path_factory, postgres):
     stack = start_up(workspace, env)
     try:
         stack.wait_healthy()
-        token = stack.token()
-        for dag_id in ("uses_helper", "edited"):
-            stack.wait_for_dag(dag_id, token)
-        yield stack, token
+        with stack.output_on_timeout():
+            stack.api.wait_for_dags(["uses_helper", "edited"])
+        yield stack
     finally:
         stack.stop()
 
 
-def tasks(stack: RunningStack, token: str, dag_id: str) -> set[str]:
+def tasks(stack: RunningStack, dag_id: str) -> set[str]:
     """The task ids of the serialized DAG."""
-    status, body = stack.request("GET", f"/api/v2/dags/{dag_id}/tasks", token=token)
+    status, body = stack.api.request("GET", f"/api/v2/dags/{dag_id}/tasks")
     return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
 
 
-def import_error_files(stack: RunningStack, token: str) -> set[str]:
+def import_error_files(stack: RunningStack) -> set[str]:
     """File names with a recorded import error."""
-    body = stack.request("GET", "/api/v2/importErrors", token=token)[1]
+    body = stack.api.request("GET", "/api/v2/importErrors")[1]
     return {Path(error["filename"]).name for error in body.get("import_errors", [])}
 
 
 @pytest.mark.stack
 def test_saves_are_reparsed_through_the_watcher(slow_airflow_stack):
     """New, edited, broken, fixed and deleted DAG files and an edited helper all reach the API."""
-    stack, token = slow_airflow_stack
+    stack = slow_airflow_stack
     dags, plugins = stack.workspace / "dags", stack.workspace / "plugins"
 
     (dags / "brand_new.py").write_text(dag_source("brand_new", '"t"'))
-    wait_for(lambda: stack.request("GET", "/api/v2/dags/brand_new", token=token)[0] == 200, "new file", stack)
+    wait_for(lambda: stack.api.request("GET", "/api/v2/dags/brand_new")[0] == 200, "new file", stack)
 
     (dags / "edited.py").write_text(dag_source("edited", '"v1"'))
-    wait_for(lambda: tasks(stack, token, "edited") == {"v1"}, "edit", stack)
+    wait_for(lambda: tasks(stack, "edited") == {"v1"}, "edit", stack)
 
     (plugins / "watched_helper.py").write_text('TASK_ID = "h1"\n')
-    wait_for(lambda: tasks(stack, token, "uses_helper") == {"h1"}, "helper edit", stack)
+    wait_for(lambda: tasks(stack, "uses_helper") == {"h1"}, "helper edit", stack)
 
     (dags / "edited.py").write_text(dag_source("edited", '"v2"') + "\nthis is not python\n")
-    wait_for(lambda: "edited.py" in import_error_files(stack, token), "import error", stack)
+    wait_for(lambda: "edited.py" in import_error_files(stack), "import error", stack)
     (dags / "edited.py").write_text(dag_source("edited", '"v3"'))
     wait_for(
-        lambda: (
-            "edited.py" not in import_error_files(stack, token) and tasks(stack, token, "edited") == {"v3"}
-        ),
+        lambda: "edited.py" not in import_error_files(stack) and tasks(stack, "edited") == {"v3"},
         "fixed import error",
         stack,
     )
 
     (dags / "brand_new.py").unlink()
     wait_for(
-        lambda: stack.request("GET", "/api/v2/dags/brand_new", token=token)[1].get("is_stale") is True,
+        lambda: stack.api.request("GET", "/api/v2/dags/brand_new")[1].get("is_stale") is True,
         "deletion",
         stack,
     )
@@ -283,8 +280,8 @@ def test_saves_are_reparsed_through_the_watcher(slow_airflow_stack):
 @pytest.mark.stack
 def test_new_file_in_a_new_folder_is_found(slow_airflow_stack):
     """A DAG saved in a folder created after the start is found too (the folder is watched recursively)."""
-    stack, token = slow_airflow_stack
+    stack = slow_airflow_stack
     folder = stack.workspace / "dags" / "team"
     folder.mkdir()
     (folder / "nested.py").write_text(dag_source("nested", '"t"'))
-    wait_for(lambda: stack.request("GET", "/api/v2/dags/nested", token=token)[0] == 200, "nested file", stack)
+    wait_for(lambda: stack.api.request("GET", "/api/v2/dags/nested")[0] == 200, "nested file", stack)
