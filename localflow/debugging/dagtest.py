@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from localflow.debugging import support
+from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
 
 
@@ -167,6 +167,7 @@ def fast(bag: object) -> Iterator[None]:
 
 def run(path: Path, dag_id: str | None = None, task_id: str | None = None, *, stock: bool = False):
     """Run the DAG of ``path`` (or one task of it) with dag.test(); return the DagRun."""
+    isolation.keep_triggers_local()  # the running stack's triggerer must leave this run's triggers alone
     with support.untraced():  # Airflow's imports and configuration: the bulk of a traced start-up
         import airflow.sdk  # noqa: F401
         from airflow.dag_processing import dagbag  # noqa: F401
