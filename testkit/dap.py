@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -290,11 +290,14 @@ class DapClient:
         config: dict[str, Any],
         breakpoints: Mapping[Path, list[int]],
         timeout: float = 60.0,
+        exception_filters: Sequence[str] = ("uncaught",),
     ) -> None:
         """``launch`` or ``attach`` with ``config``, set ``breakpoints``, then ``configurationDone``.
 
         Same order as VS Code: the adapter sends ``initialized`` after the launch/attach request, the
         client configures breakpoints, and the launch/attach response arrives after configurationDone.
+        ``exception_filters`` are the ticked boxes of the Breakpoints view: VS Code's default is
+        "Uncaught Exceptions" only.
         """
         self.initialize()
         start_seq = self.send_request(config["request"], config)
@@ -305,7 +308,7 @@ class DapClient:
                 {"source": {"path": str(path)}, "breakpoints": [{"line": line} for line in lines]},
             )
             assert len(body["breakpoints"]) == len(lines), body
-        self.request("setExceptionBreakpoints", {"filters": []})
+        self.request("setExceptionBreakpoints", {"filters": list(exception_filters)})
         self.request("configurationDone")
         self.response(start_seq, timeout)
 

@@ -5,6 +5,9 @@ the dag-processor does (``dags/`` and ``plugins/`` on ``sys.path``), picks its D
 file defines several), runs it with ``dag.test()`` and exits 0 only if the run succeeded. DAG files need
 no ``if __name__ == "__main__"`` block. ``--task-id`` runs one task and the upstream tasks it needs.
 
+A failed task is not retried (``--retries``: retried at once, up to its retries) and is summed up at the
+end with the lines of its traceback in the user's code; under a debugger it stops at the raising line.
+
 Unless ``--stock`` is given, the run leaves out what a one-file debug run does not need (see ``fast``):
 stock ``dag.test()`` spends most of its time before the first task, and under a debugger all of it is
 traced. docs/performance.md, "F5 to a breakpoint", has the measurements.
@@ -14,10 +17,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import sys
+import sysconfig
 import time
+import traceback
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
@@ -87,6 +95,60 @@ def only_task(dag, task_id: str):
             f"DAG {dag.dag_id!r} has no task {task_id!r}; it has: {', '.join(sorted(dag.task_dict))}."
         )
     return dag.partial_subset(task_ids=[task_id], include_upstream=True, include_downstream=False)
+
+
+def without_retry_waits(dag, *, retries: bool):
+    """A copy of ``dag`` whose failed tasks do not hold the run up.
+
+    dag.test() waits out each ``retry_delay`` (5 minutes by default), logging "No tasks to run" every
+    second. Under a debugger the failure is what the user came to see: by default each task runs once;
+    with ``retries`` a failed task is retried at once, up to its retries. Only the run's copy changes: the
+    DAG written to the database (and run by the stack) keeps its retry policy.
+    """
+    debug_copy = copy.deepcopy(dag)
+    for task in debug_copy.tasks:
+        if retries:
+            task.retry_delay = timedelta(0)
+            task.retry_exponential_backoff = 0
+        else:
+            task.retries = 0
+    return debug_copy
+
+
+class FailedTasks:
+    """Listener that keeps what each failed task raised, for the summary at the end of the run."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, Any] = {}
+
+    @support.hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        """Remember the last error of each task instance (a retried one keeps its last)."""
+        map_index = getattr(task_instance, "map_index", -1)
+        name = task_instance.task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
+        self.errors[name] = error
+
+
+def _in_library(filename: str) -> bool:
+    """Whether a traceback frame is Python's or an installed package's code, not the user's."""
+    libraries = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return filename.startswith("<") or any(filename.startswith(folder) for folder in libraries)
+
+
+def failure_summary(errors: dict[str, Any]) -> str:
+    """Each failed task in a few lines: its error, and the traceback's lines in the user's code."""
+    lines = []
+    for name, error in errors.items():
+        if not isinstance(error, BaseException):
+            lines.append(f"  {name} failed: {error}")
+            continue
+        lines.append(f"  {name} failed: {type(error).__name__}: {error}")
+        frames = traceback.extract_tb(error.__traceback__)
+        for frame in [f for f in frames if not _in_library(f.filename)] or frames[-1:]:
+            lines.append(f'    File "{frame.filename}", line {frame.lineno}, in {frame.name}')
+            if frame.line:
+                lines.append(f"      {frame.line}")
+    return "\n".join(lines)
 
 
 def ensure_database() -> None:
@@ -165,8 +227,20 @@ def fast(bag: object) -> Iterator[None]:
         execution_api.create_task_execution_api_app = stock_factory
 
 
-def run(path: Path, dag_id: str | None = None, task_id: str | None = None, *, stock: bool = False):
-    """Run the DAG of ``path`` (or one task of it) with dag.test(); return the DagRun."""
+def run(
+    path: Path,
+    dag_id: str | None = None,
+    task_id: str | None = None,
+    *,
+    stock: bool = False,
+    retries: bool = False,
+    failed: FailedTasks | None = None,
+):
+    """Run the DAG of ``path`` (or one task of it) with dag.test(); return the DagRun.
+
+    Unless ``stock``, failed tasks do not wait for their retries (``without_retry_waits``) and what they
+    raised is kept in ``failed``.
+    """
     isolation.keep_triggers_local()  # the running stack's triggerer must leave this run's triggers alone
     with support.untraced():  # Airflow's imports and configuration: the bulk of a traced start-up
         import airflow.sdk  # noqa: F401
@@ -175,14 +249,22 @@ def run(path: Path, dag_id: str | None = None, task_id: str | None = None, *, st
         require_in_dags_folder(path)
         ensure_database()
         support.make_context_inspectable()
+    from airflow.sdk.listener import get_listener_manager
+
     dags, bag = load_dags(path)  # traced: breakpoints in the DAG file's top level are hit
     dag = choose(dags, dag_id or None, path)
     if task_id:
         dag = only_task(dag, task_id)
     if stock:
         return dag.test()
-    with fast(bag):
-        return dag.test()
+    dag = without_retry_waits(dag, retries=retries)
+    failed = failed or FailedTasks()
+    get_listener_manager().add_listener(failed)
+    try:
+        with fast(bag):
+            return dag.test()
+    finally:
+        get_listener_manager().pm.unregister(failed)
 
 
 def main(argv: list[str]) -> int:
@@ -191,13 +273,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("file", type=Path)
     parser.add_argument("--dag-id", help="which DAG of the file (asked when the file has several)")
     parser.add_argument("--task-id", help="run only this task and the upstream tasks it needs")
+    parser.add_argument(
+        "--retries",
+        action="store_true",
+        help="retry a failed task at once, up to its retries (default: no retry)",
+    )
     parser.add_argument("--stock", action="store_true", help="plain dag.test(), without the fast path")
     args = parser.parse_args(argv)
     path = args.file.resolve()
     if not path.is_file():
         raise LocalflowError(f"{args.file} does not exist.")
     started = time.monotonic()
-    dag_run = run(path, args.dag_id, args.task_id, stock=args.stock)
+    failed = FailedTasks()
+    dag_run = run(path, args.dag_id, args.task_id, stock=args.stock, retries=args.retries, failed=failed)
     state = getattr(dag_run, "state", None)
     print(f"localflow: {dag_run.dag_id} finished: {state} ({time.monotonic() - started:.1f} s)")
+    if failed.errors:
+        print(failure_summary(failed.errors))
     return 0 if str(state) == "success" else 1

@@ -1,11 +1,13 @@
 """Debugger support: fast in-process runs under debugpy, safe ``**context``, tasks that wait for a debugger.
 
-Three things, all through Airflow's own listener hooks (``on_task_instance_running`` and friends, called
+Four things, all through Airflow's own listener hooks (``on_task_instance_running`` and friends, called
 in the process that runs the task, right around the task's ``execute``):
 
 * Under a debugger, Python code runs several times slower while it is traced. ``dag-test`` sets Airflow up
   with tracing off and turns it on only while a task runs (``TracingListener``), so breakpoints in task
   code, operators and ``plugins/`` are hit and everything else runs at full speed.
+* A task that fails under ``dag-test`` stops the debugger at the line that raised it (``stop_at``), as an
+  uncaught exception would.
 * ``make_context_inspectable`` makes the task context safe to expand in a debugger's Variables view
   (https://github.com/apache/airflow/issues/51861): the accessors behind ``context["conn"]``,
   ``context["var"]`` and ``context["macros"]`` answer every attribute with a lookup, so a debugger probing
@@ -59,6 +61,18 @@ def trace_this_thread(enabled: bool) -> None:
         debugpy.trace_this_thread(enabled)
 
 
+def stop_at(error: Any) -> None:
+    """Show a task's exception in the debugger as an uncaught one: stopped at the line that raised it.
+
+    Airflow catches what a task raises, so VS Code's "Uncaught Exceptions" breakpoint would never fire;
+    debugpy's ``trigger_exception_handler`` stops as if it had, and honours that checkbox (unticked: no
+    stop). The traceback is already unwound: locals can be inspected, not stepped through.
+    """
+    debugpy = debugger()
+    if debugpy is not None and isinstance(error, BaseException) and error.__traceback__ is not None:
+        debugpy.trigger_exception_handler(error)
+
+
 @contextlib.contextmanager
 def untraced() -> Iterator[None]:
     """Run the block at full speed under a debugger: no breakpoints are hit in it."""
@@ -84,7 +98,8 @@ class TracingListener:
 
     @hookimpl
     def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
-        """Back to full speed between tasks."""
+        """Stop the debugger where the task failed, then back to full speed between tasks."""
+        stop_at(error)
         trace_this_thread(False)
 
     @hookimpl

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,7 +36,13 @@ import probe_helper
 from airflow.sdk import dag, task
 
 
-@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
+# Retries with Airflow's 5-minute delay: F5 must not wait for them.
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={"retries": 2},
+)
 def warm_runner_probe():
     @task
     def probe():
@@ -193,12 +200,32 @@ def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
     assert runner.is_running()
 
 
-def test_a_failing_run_fails(probe: Probe, tmp_path):
-    """The run's exit status and output come back through the runner."""
+@pytest.mark.parametrize("uncaught", [True, False], ids=["uncaught-exceptions-ticked", "unticked"])
+def test_a_failing_task_stops_where_it_raised(probe: Probe, tmp_path, uncaught: bool):
+    """A task that raises stops the debugger at the raising line with the task's locals, as an uncaught
+    exception would (unless "Uncaught Exceptions" is unticked); after Continue the run ends at once, exit 1,
+    with the error summed up. Exit status and output come back through the runner."""
     probe.set_helper("fail")
-    exited = f5(probe, tmp_path / "debuggee.log", expected=None)
+    log = tmp_path / "debuggee.log"
+    raise_line = line_of(probe.dag_file, 'raise ValueError("the probe failed on purpose")')
+    with DapClient(python=sys.executable, log=log) as client:
+        client.start(probe_config(probe), {}, exception_filters=["uncaught"] if uncaught else [])
+        if uncaught:
+            stopped = client.wait_event("stopped", STOP_TIMEOUT)
+            assert stopped["reason"] == "exception", stopped
+            frame = client.top_frame(stopped["threadId"])
+            assert (Path(frame["source"]["path"]), frame["line"]) == (probe.dag_file, raise_line)
+            assert client.evaluate("result", frame["id"]) == "'fail'"
+            info = client.request("exceptionInfo", {"threadId": stopped["threadId"]})
+            assert "the probe failed on purpose" in info["description"], info
+            client.request("continue", {"threadId": stopped["threadId"]})
+        continued = time.monotonic()
+        exited = client.wait_event("exited", STOP_TIMEOUT)
+    assert time.monotonic() - continued < 30, "the run ends without waiting for retries"
     assert exited["exitCode"] == 1
-    assert "the probe failed on purpose" in (tmp_path / "debuggee.log").read_text()
+    output = log.read_text()
+    assert "probe failed: ValueError: the probe failed on purpose" in output
+    assert "No tasks to run" not in output
 
 
 def test_changed_settings_replace_the_runner(probe: Probe, tmp_path):
