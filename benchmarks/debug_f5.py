@@ -1,12 +1,16 @@
 """F5 to the breakpoint: our "debug this DAG file" configuration against stock Airflow, in the same run.
 
-    .venv/bin/python benchmarks/debug_f5.py [--runs 5] [--dag example_etl]
+    .venv/bin/python benchmarks/debug_f5.py [--runs 5] [--dag example_etl] [--failing-runs 2]
 
 Each measurement is what a user waits for: from the moment VS Code would start ``python -m
 debugpy.adapter`` to the ``stopped`` event at a breakpoint in a task body, driven over DAP by the same
 client as the tests (``testkit/dap.py``). The rows run interleaved, on one throwaway SQLite database
 migrated beforehand (as ``.airflow/airflow.db`` is after the first run). Prints a markdown table: median
 and spread (min-max) per row. Not a test: timings depend on the machine and on what else runs on it.
+
+A second table times a DAG whose task fails with one retry left (``retry_delay`` 30 s, a tenth of Airflow's
+default): F5 to the end of the run, ours (no retry under ``dag-test``) against stock ``dag.test()``
+(which waits out the delay and fails again). "Uncaught Exceptions" is unticked there, so nothing stops.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from localflow.debugging.warm_runner import client, protocol  # noqa: E402
 from testkit.dap import DapClient, launch_configuration  # noqa: E402
 from testkit.environment import airflow_environment  # noqa: E402
+from testkit.native_stack import failing_dag_source  # noqa: E402
 
 BREAKPOINTS = {"example_etl": "summary = summarize(orders)", "example_context": "print(label)"}
 
@@ -77,11 +82,55 @@ def f5_to_stop(config: dict, env: dict[str, str], dag_file: Path, line: int, log
     return elapsed
 
 
+def f5_to_end(config: dict, env: dict[str, str], log: Path) -> float:
+    """Seconds from starting the adapter to the end of a run that fails (exit code 1)."""
+    started = time.monotonic()
+    with DapClient(python=sys.executable, log=log) as client:
+        client.start({**config, "env": env}, {}, timeout=300, exception_filters=[])
+        exited = client.wait_event("exited", 900)
+    if exited.get("exitCode") != 1:
+        raise SystemExit(f"the failing run did not fail (exit {exited.get('exitCode')}); see {log}")
+    return time.monotonic() - started
+
+
+def failing_rows(dags: Path) -> tuple[Path, dict[str, Row]]:
+    """The failing DAG in its own DAGs folder, and the two configurations that run it."""
+    dag_file = dags / "failing.py"
+    dag_file.write_text(failing_dag_source(retries=1, retry_delay=30))
+    ours = launch_configuration(
+        REPO / ".vscode" / "launch.json",
+        "Airflow: debug this DAG file",
+        workspace=REPO,
+        file=dag_file,
+        python=sys.executable,
+    )
+    direct = {key: value for key, value in ours.items() if key != "pythonArgs"}
+    settings = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+    return dag_file, {
+        "localflow `Airflow: debug this DAG file`": Row(ours, settings),
+        "stock `dag.test()` (`dag-test --stock`)": Row(
+            {**direct, "args": [*direct["args"], "--stock"]}, settings
+        ),
+    }
+
+
+def print_table(title: str, results: dict[str, list[float]]) -> None:
+    """A markdown table: median and spread per row."""
+    print(f"\n{title} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n")
+    print("| configuration | median (s) | min-max (s) |")
+    print("|---|---:|---:|")
+    for name, times in results.items():
+        print(f"| {name} | {statistics.median(times):.1f} | {min(times):.1f}-{max(times):.1f} |")
+
+
 def main() -> int:
     """Measure every row ``--runs`` times, interleaved, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dag", default="example_etl", choices=sorted(BREAKPOINTS))
+    parser.add_argument(
+        "--failing-runs", type=int, default=2, help="runs of the failing-task table (0: none)"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="localflow-bench-"))
     env = airflow_environment(home)  # its own home, a SQLite database and fresh secrets
@@ -108,16 +157,29 @@ def main() -> int:
                 row_env = {**env, **row.env}
                 results[name].append(f5_to_stop(row.config, row_env, dag_file, line, home / "debuggee.log"))
         print(file=sys.stderr)
+        failing: dict[str, list[float]] = {}
+        if args.failing_runs:
+            (home / "dags").mkdir()
+            _, rows = failing_rows(home / "dags")
+            failing = {name: [] for name in rows}
+            for run in range(args.failing_runs):
+                for name, row in rows.items():
+                    print(
+                        f"\r[failing {run + 1}/{args.failing_runs}] {name} ...".ljust(90),
+                        end="",
+                        file=sys.stderr,
+                    )
+                    failing[name].append(f5_to_end(row.config, {**env, **row.env}, home / "failing.log"))
+            print(file=sys.stderr)
     finally:
         client.stop(env, str(REPO))
         shutil.rmtree(home, ignore_errors=True)
-    cpus = os.cpu_count()
-    load = os.getloadavg()[0]
-    print(f"\nF5 to the breakpoint in `{args.dag}` ({args.runs} runs each, {cpus} CPUs, load {load:.1f})\n")
-    print("| configuration | median (s) | min-max (s) |")
-    print("|---|---:|---:|")
-    for name, times in results.items():
-        print(f"| {name} | {statistics.median(times):.1f} | {min(times):.1f}-{max(times):.1f} |")
+    print_table(f"F5 to the breakpoint in `{args.dag}` ({args.runs} runs each)", results)
+    if failing:
+        print_table(
+            f"A task fails with a retry left (retry_delay 30 s): F5 to the end of the run ({args.failing_runs} runs each)",
+            failing,
+        )
     return 0
 
 

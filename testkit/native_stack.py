@@ -46,6 +46,46 @@ build()
 '''
 
 
+FAILING_DAG = """\"\"\"Generated DAG failing: its middle task raises, with retries left.\"\"\"
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    default_args={{"retries": {retries}, "retry_delay": timedelta(seconds={retry_delay})}},
+)
+def failing():
+    @task
+    def extract() -> list[int]:
+        return [1, 2]
+
+    @task
+    def explode(numbers: list[int]) -> int:
+        total = sum(numbers)
+        raise ValueError(f"no good: {{total}}")
+
+    @task
+    def report(value: int) -> None:
+        print(value)
+
+    report(explode(extract()))
+
+
+failing()
+"""
+FAILING_LINE = '        raise ValueError(f"no good: {total}")'
+
+
+def failing_dag_source(retries: int, retry_delay: float) -> str:
+    """A DAG ``failing`` whose task ``explode`` raises ``ValueError: no good: 3`` at ``FAILING_LINE``."""
+    return FAILING_DAG.format(retries=retries, retry_delay=retry_delay)
+
+
 def dag_source(dag_id: str, task_id: str, imports: str = "") -> str:
     """A one-task DAG file (what the watcher tests and the benchmark save); ``task_id`` is an expression."""
     return ONE_TASK_DAG.format(dag_id=dag_id, task_id=task_id, imports=imports)

@@ -14,7 +14,13 @@ import pytest
 from localflow.debugging import dagtest
 from localflow.errors import LocalflowError
 from testkit.environment import REPO
-from testkit.native_stack import make_workspace, run_localflow, stack_environment
+from testkit.native_stack import (
+    FAILING_LINE,
+    failing_dag_source,
+    make_workspace,
+    run_localflow,
+    stack_environment,
+)
 
 EXAMPLE_ETL = REPO / "dags" / "example_etl.py"
 
@@ -53,37 +59,6 @@ def test_several_dags_without_a_choice_ask_for_one(tmp_path: Path):
 
 
 RETRY_DELAY_MINUTES = 10
-FAILING_DAG = f"""
-from datetime import timedelta
-
-import pendulum
-from airflow.sdk import dag, task
-
-
-@dag(
-    schedule=None,
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    default_args={{"retries": 2, "retry_delay": timedelta(minutes={RETRY_DELAY_MINUTES})}},
-)
-def failing():
-    @task
-    def extract() -> list[int]:
-        return [1, 2]
-
-    @task
-    def explode(numbers: list[int]) -> int:
-        total = sum(numbers)
-        raise ValueError(f"no good: {{total}}")
-
-    @task
-    def report(value: int) -> None:
-        print(value)
-
-    report(explode(extract()))
-
-
-failing()
-"""
 
 
 @pytest.mark.parametrize(
@@ -94,7 +69,7 @@ def test_a_failing_task_ends_the_run_at_once(tmp_path: Path, args: tuple[str, ..
     without a "No tasks to run" line each second; the error is summed up once, at the task's own line."""
     workspace = make_workspace(tmp_path / "workspace")
     dag_file = workspace / "dags" / "failing.py"
-    dag_file.write_text(FAILING_DAG)
+    dag_file.write_text(failing_dag_source(retries=2, retry_delay=RETRY_DELAY_MINUTES * 60))
     started = time.monotonic()
     result = run_localflow(stack_environment(workspace, None), "dag-test", str(dag_file), *args)
     assert time.monotonic() - started < RETRY_DELAY_MINUTES * 60
@@ -102,10 +77,10 @@ def test_a_failing_task_ends_the_run_at_once(tmp_path: Path, args: tuple[str, ..
     assert result.returncode == 1, output[-3000:]
     assert output.count("Task failed with exception") == attempts
     assert "No tasks to run" not in output
-    raise_line = 1 + dag_file.read_text().splitlines().index('        raise ValueError(f"no good: {total}")')
+    raise_line = 1 + dag_file.read_text().splitlines().index(FAILING_LINE)
     summary = output[output.index("localflow: failing finished: failed") :].splitlines()[1:]
     assert summary == [
         "  explode failed: ValueError: no good: 3",
         f'    File "{dag_file}", line {raise_line}, in explode',
-        '      raise ValueError(f"no good: {total}")',
+        f"      {FAILING_LINE.strip()}",
     ]
