@@ -9,6 +9,8 @@ never ``localflow.settings`` (dotenv) or another localflow module.
 The file is read again when it changes (one ``stat`` per lookup), so an edit is seen without a restart.
 A bad entry is skipped with one logged line naming the file, the entry and the fix, once per change of
 the file; the good entries keep working. A missing file means no entries.
+
+Import Airflow before this module: Airflow imports it while it starts, and would find it half-imported.
 """
 
 from __future__ import annotations
