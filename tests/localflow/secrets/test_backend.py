@@ -18,7 +18,7 @@ import pytest
 from localflow.secrets import backend
 from localflow.secrets.backend import LocalSettingsBackend
 from testkit.environment import REPO
-from testkit.native_stack import make_workspace, run_localflow, stack_environment
+from testkit.native_stack import make_workspace, run_localflow, running_stack, stack_environment
 
 GOOD = """\
 connections:
@@ -289,3 +289,44 @@ def test_names_match_what_prepare_makes():
         backend.EXAMPLE_NAME,
     )
     assert os.path.basename(LocalSettingsBackend().path) == backend.FILE_NAME
+
+
+READS_SETTINGS = '''"""Generated DAG: its task checks what airflow_settings.yaml holds against the run's conf."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import BaseHook, Variable, dag, task
+
+
+@dag(dag_id="reads_settings", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["generated"])
+def build():
+    @task
+    def check(**context) -> None:
+        found = {"greeting": Variable.get("e2e_greeting"), "host": BaseHook.get_connection("e2e_api").host}
+        assert found == context["dag_run"].conf["expected"], found
+
+    check()
+
+
+build()
+'''
+
+
+@pytest.mark.stack
+def test_a_task_of_the_native_stack_reads_the_file_and_its_edits(tmp_path: Path):
+    """A task the scheduler runs gets the file's variable and connection, and the edited ones next run."""
+    workspace = tmp_path / "workspace"
+    (workspace / "dags").mkdir(parents=True)
+    (workspace / "dags" / "reads_settings.py").write_text(READS_SETTINGS)
+    settings = workspace / "airflow_settings.yaml"
+    settings.write_text(
+        "connections:\n  e2e_api: http://one.example.com\nvariables:\n  e2e_greeting: hello\n"
+    )
+    with running_stack(workspace, None) as stack:
+        for greeting, host in [("hello", "one.example.com"), ("edited", "two.example.com")]:
+            settings.write_text(
+                f"connections:\n  e2e_api: http://{host}\nvariables:\n  e2e_greeting: {greeting}\n"
+            )
+            run_id = stack.trigger("reads_settings", {"expected": {"greeting": greeting, "host": host}})
+            assert stack.wait_for_run("reads_settings", run_id) == "success", (greeting, host)
