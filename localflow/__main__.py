@@ -16,7 +16,7 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
 
   up                  set up (venv, secrets, database) and run Airflow natively until Ctrl-C
   test [PYTEST ARGS]  run the test suite (pytest)
-  secrets [get NAME]  create or check .env; `get` prints one value (Airflow's *_CMD options use it)
+  secrets [get NAME]  create or check .env, make airflow_settings.yaml; `get` prints one value (for *_CMD)
   init                container start-up: secrets, admin password, database migration (airflow-init)
   dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
                       [--dag-id ID] picks one DAG of the file, [--task-id ID] one task (and its upstream)

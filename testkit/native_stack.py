@@ -24,7 +24,7 @@ from localflow.polling import WaitTimeout, wait_until
 from localflow.secrets import rules
 from testkit.environment import REPO, free_port
 
-WORKSPACE_FILES = ("dags", "plugins", ".env.example")
+WORKSPACE_FILES = ("dags", "plugins", ".env.example", "airflow_settings.example.yaml")
 ONE_TASK_DAG = '''"""Generated DAG {dag_id}."""
 
 from __future__ import annotations

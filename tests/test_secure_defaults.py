@@ -48,10 +48,17 @@ def test_no_secret_in_tracked_files(path: str):
 
 
 @pytest.mark.parametrize(
-    "path", [".env", ".env.local", ".airflow/airflow.db", ".airflow/simple_auth_manager_passwords.json"]
+    "path",
+    [
+        ".env",
+        ".env.local",
+        "airflow_settings.yaml",
+        ".airflow/airflow.db",
+        ".airflow/simple_auth_manager_passwords.json",
+    ],
 )
 def test_local_secrets_and_state_are_ignored_by_git(path: str):
-    """.env and the native state (database, generated passwords file) can never be committed."""
+    """.env, airflow_settings.yaml and the native state (database, passwords file) can never be committed."""
     result = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False)
     assert result.returncode == 0, f"{path} is not gitignored"
 
@@ -68,9 +75,9 @@ def test_env_example_is_tracked_and_empty():
 
 
 def test_secrets_never_reach_a_build_context():
-    """.dockerignore keeps .env and local state out of every image build."""
+    """.dockerignore keeps .env, airflow_settings.yaml and local state out of every image build."""
     ignored = (REPO / ".dockerignore").read_text().split()
-    assert {".env", ".airflow/", ".venv/", ".git/"} <= set(ignored)
+    assert {".env", "airflow_settings.yaml", ".airflow/", ".venv/", ".git/"} <= set(ignored)
 
 
 def test_authentication_is_on_by_default():

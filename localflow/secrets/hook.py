@@ -1,4 +1,5 @@
-"""The secrets hook: ``python -m localflow secrets`` makes or checks ``.env``; ``get NAME`` prints one value.
+"""The secrets hook: ``python -m localflow secrets`` makes or checks ``.env`` (and makes ``airflow_settings.yaml``
+from its example); ``get NAME`` prints one value.
 
 One command serves every way of starting the workspace: the native runner, the compose ``airflow-init``
 service and the dev container's post-create hook all run it. Airflow processes in containers read the
@@ -8,6 +9,7 @@ depends on Compose having seen ``.env``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from localflow import settings
@@ -30,9 +32,15 @@ def main(argv: list[str]) -> int:
     if argv:
         raise LocalflowError("usage: python -m localflow secrets [get NAME | new-fernet-key]")
     # The key guard runs here too: a new Fernet key over encrypted data would make it unreadable.
-    from localflow.secrets.prepare import ensure_secrets
+    from localflow.secrets.prepare import SETTINGS_EXAMPLE_NAME, SETTINGS_FILE_NAME, ensure_secrets
 
+    settings_path = settings.WORKSPACE / SETTINGS_FILE_NAME
+    had_settings = os.path.lexists(settings_path)
     generated = ensure_secrets(settings.WORKSPACE, settings.current_environment())
+    if not had_settings and settings_path.exists():
+        print(
+            f"{settings_path}: made from {SETTINGS_EXAMPLE_NAME}; put your connections and variables there."
+        )
     env_path = settings.WORKSPACE / settings.ENV_FILE_NAME
     if generated:
         print(f"{env_path}: generated {', '.join(generated)} (values not shown; the file is mode 0600).")

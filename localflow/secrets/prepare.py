@@ -1,5 +1,7 @@
 """What must hold before any Airflow component starts: secrets, checked settings, admin password, database.
 
+It also makes ``airflow_settings.yaml`` (connections and variables, read by ``backend``) from its example.
+
 The native ``up`` and compose's ``airflow-init`` (``python -m localflow init``) both run ``prepare``, so a
 workspace is made ready the same way whichever way it is started.
 """
@@ -13,8 +15,12 @@ from pathlib import Path
 from localflow import settings, settings_check
 from localflow.airflow_cli import run_airflow
 from localflow.errors import LocalflowError
-from localflow.secrets import keyguard, passwords, store
+from localflow.secrets import files, keyguard, passwords, store
 from localflow.secrets.rules import ADMIN_PASSWORD
+
+# backend.FILE_NAME and backend.EXAMPLE_NAME: not imported from there, which would import Airflow.
+SETTINGS_FILE_NAME = "airflow_settings.yaml"
+SETTINGS_EXAMPLE_NAME = "airflow_settings.example.yaml"
 
 
 def make_state_private(workspace: Path) -> None:
@@ -32,11 +38,24 @@ def make_state_private(workspace: Path) -> None:
         state.chmod(0o700)
 
 
+def ensure_settings_file(workspace: Path) -> None:
+    """Make ``airflow_settings.yaml`` from its example, once, with mode 0600 (it will hold passwords).
+
+    An existing file, or a symbolic link even to nothing, is never written (``files.write_new``).
+    """
+    path = workspace / SETTINGS_FILE_NAME
+    example = workspace / SETTINGS_EXAMPLE_NAME
+    if not os.path.lexists(path) and example.is_file():
+        files.write_new(path, files.read(example))
+
+
 def ensure_secrets(workspace: Path, env: Mapping[str, str]) -> list[str]:
-    """Make or complete ``.env``; a new Fernet key only while the database holds nothing encrypted.
+    """Make or complete ``.env`` and make ``airflow_settings.yaml``; a new Fernet key only while the
+    database holds nothing encrypted.
 
     Returns the names of the secrets generated.
     """
+    ensure_settings_file(workspace)
     make_state_private(workspace)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)  # the guard opens a SQLite file there
     return store.ensure(workspace, may_generate=keyguard.generation_guard(env))

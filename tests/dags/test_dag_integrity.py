@@ -1,9 +1,17 @@
-"""Every DAG file imports cleanly the way the dag-processor loads it, and follows the team's policy."""
+"""Every DAG file imports cleanly the way the dag-processor loads it, and follows the team's policy.
+
+Parsing reads connections and variables from airflow_settings.yaml like every Airflow process does. A
+lookup at the top level of a DAG file is a warning naming the file and line, not a failure: it works, but
+it runs at every parse (every 30 s and at every save), so it belongs in a task.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -12,18 +20,77 @@ from testkit.environment import REPO
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 
 
-@pytest.fixture(scope="module")
-def dagbag():
-    """The DAGs folder parsed once, with BaseHook.get_connection watched: parsing must not call it."""
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.sdk import BaseHook
+class ParseTimeLookupWarning(UserWarning):
+    """A DAG file reads a connection or variable at its top level, so at every parse."""
 
-    with mock.patch.object(
-        BaseHook, "get_connection", side_effect=AssertionError("connection read at parse time")
-    ) as spy:
-        bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert not spy.called, "a DAG reads a connection at parse time: move it into a task"
-    return bag
+
+@dataclass(frozen=True)
+class Lookup:
+    """A connection or variable read while a DAG file was imported, and the line that read it."""
+
+    kind: str
+    name: str
+    path: Path
+    line: int
+
+    def warn(self) -> None:
+        """Report it as a warning pointing at the DAG file's line (pytest's warnings summary shows it)."""
+        warnings.warn_explicit(
+            f"reads {self.kind} {self.name!r} at parse time (it runs at every parse): move it into a task, "
+            "or use a template such as {{ var.value.NAME }} / {{ conn.ID.host }}",
+            ParseTimeLookupWarning,
+            filename=str(self.path),
+            lineno=self.line,
+        )
+
+
+class _LookupRecorder(logging.Handler):
+    """Notes which line of a DAG file each lookup came from; the backend logs every lookup at DEBUG."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(logging.DEBUG)
+        self.folder = folder.resolve()
+        self.lookups: list[Lookup] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        frame = sys._getframe()  # emit runs inside the lookup: walk out to the DAG file's frame
+        while frame:
+            path = Path(frame.f_code.co_filename)
+            if path.is_relative_to(self.folder):
+                self.lookups.append(Lookup(*record.args, path, frame.f_lineno))
+                return
+            frame = frame.f_back
+
+
+def parse_dags(folder: Path):
+    """The DagBag of ``folder`` and the connection and variable lookups its files made while importing."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from localflow.secrets import backend
+
+    logger = logging.getLogger(backend.__name__)
+    recorder = _LookupRecorder(folder)
+    level = logger.level
+    logger.addHandler(recorder)
+    logger.setLevel(logging.DEBUG)
+    try:
+        bag = DagBag(dag_folder=str(folder))
+    finally:
+        logger.removeHandler(recorder)
+        logger.setLevel(level)
+    return bag, recorder.lookups
+
+
+@pytest.fixture(scope="module")
+def parsed():
+    """The DAGs folder parsed once, with the lookups its files make at the top level."""
+    return parse_dags(REPO / "dags")
+
+
+@pytest.fixture(scope="module")
+def dagbag(parsed):
+    """The DAGs folder parsed once."""
+    return parsed[0]
 
 
 def test_dag_files_exist():
@@ -34,6 +101,12 @@ def test_dag_files_exist():
 def test_no_import_errors(dagbag):
     """No DAG file fails to import."""
     assert dagbag.import_errors == {}
+
+
+def test_top_level_lookups_are_reported(parsed):
+    """Each connection or variable read at parse time is a warning with its file and line (none ship)."""
+    for lookup in parsed[1]:
+        lookup.warn()
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
@@ -50,3 +123,58 @@ def test_dag_policy(dagbag, path: Path):
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", f"{dag.dag_id}.{task.task_id} has no owner"
         assert task.retries >= 1, f"{dag.dag_id}.{task.task_id} has no retries"
+
+
+TOP_LEVEL_LOOKUPS = '''"""A DAG that reads a variable and a connection at its top level."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import BaseHook, Variable, dag, task
+
+LIMIT = Variable.get("localflow_test_limit", default="3")
+try:
+    HOST = BaseHook.get_connection("localflow_test_conn").host
+except Exception:
+    HOST = None
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    tags=["generated"],
+    description=f"limit {LIMIT}, host {HOST}",
+)
+def top_level_lookups():
+    @task
+    def step() -> str:
+        return LIMIT
+
+    step()
+
+
+top_level_lookups()
+'''
+
+
+def test_a_top_level_lookup_is_a_warning_not_a_failure(tmp_path: Path, monkeypatch):
+    """The file parses with the values of airflow_settings.yaml; each lookup is one warning naming the
+    file and the line that made it."""
+    settings = tmp_path / "airflow_settings.yaml"
+    settings.write_text("connections:\n  localflow_test_conn: postgres://db.example.com\n")
+    settings.write_text(settings.read_text() + "variables:\n  localflow_test_limit: 7\n")
+    monkeypatch.setenv("LOCALFLOW_SETTINGS_FILE", str(settings))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "top_level_lookups.py").write_text(TOP_LEVEL_LOOKUPS)
+    bag, lookups = parse_dags(dags)
+    assert bag.import_errors == {}
+    assert bag.dags["top_level_lookups"].description == "limit 7, host db.example.com"
+    with pytest.warns(ParseTimeLookupWarning) as caught:
+        for lookup in lookups:
+            lookup.warn()
+    shown = sorted((Path(w.filename).name, w.lineno, str(w.message).split(" at ")[0]) for w in caught)
+    assert shown == [
+        ("top_level_lookups.py", 8, "reads variable 'localflow_test_limit'"),
+        ("top_level_lookups.py", 10, "reads connection 'localflow_test_conn'"),
+    ]

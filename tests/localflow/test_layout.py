@@ -79,6 +79,11 @@ def test_shared_modules_import_no_subpackage(name: str):
 FORBIDDEN = [
     ("localflow.bootstrap", "localflow", "runs before anything is installed"),
     ("localflow.debugging.support", "localflow.settings", "loaded inside every task process"),
+    (
+        "localflow.secrets.backend",
+        "localflow",
+        "Airflow's secrets backend, loaded inside every Airflow process",
+    ),
     ("localflow.stack.executor", "localflow", "loaded inside the scheduler, natively and in compose"),
     ("localflow.container.entrypoint", "localflow", "runs as root before the command, in the image"),
     ("localflow.container.healthcheck", "localflow", "a healthcheck must start in a fraction of a second"),
