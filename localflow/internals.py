@@ -18,8 +18,9 @@ class Internal:
     """``module``'s ``name`` (a dotted attribute path), what relies on it and why.
 
     ``kind``: ``attribute`` (it exists), ``assigned`` (a class assigns ``self.NAME`` in its code, so it is
-    an instance attribute), ``declared`` (a module-level name that is annotated and set at run time), or
-    ``parameters`` (a callable that takes at least ``parameters``).
+    an instance attribute), ``declared`` (a module-level name that is annotated and set at run time),
+    ``parameters`` (a callable that takes at least ``parameters``), or ``reads`` (a callable whose code
+    contains ``text``, e.g. the private environment variable it reads).
     """
 
     module: str
@@ -28,6 +29,7 @@ class Internal:
     why: str
     kind: str = "attribute"
     parameters: tuple[str, ...] = ()
+    text: str = ""
 
     @property
     def qualified_name(self) -> str:
@@ -178,6 +180,15 @@ INTERNALS = (
         "settings_check.py",
         "Airflow's known sections and options, and their defaults",
     ),
+    # --- The secrets backends a DAG file's top-level lookups reach, parsed by dag-test --------------------
+    Internal(
+        "airflow.sdk.execution_time.supervisor",
+        "ensure_secrets_backend_loaded",
+        "debugging/dagtest.py",
+        "set to `server` while parsing, a top-level Variable.get() also finds the database's, as in the stack",
+        kind="reads",
+        text='"_AIRFLOW_PROCESS_CONTEXT") == "server"',
+    ),
     # --- CPython: what the warm runner's fork does to become `python -m ...` (debugging/warm_runner) ----
     Internal("runpy", "_run_module_as_main", "debugging/warm_runner/server.py", "what `python -m` runs"),
     Internal(
@@ -212,6 +223,8 @@ def problem(internal: Internal) -> str | None:
         found = hasattr(target, last)
     if not found:
         return f"{internal.qualified_name} is gone"
+    if internal.kind == "reads" and internal.text not in inspect.getsource(getattr(target, last)):
+        return f"{internal.qualified_name} no longer reads {internal.text}"
     if internal.kind == "parameters":
         taken = set(inspect.signature(getattr(target, last)).parameters)
         if missing := [name for name in internal.parameters if name not in taken]:

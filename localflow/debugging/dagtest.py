@@ -30,6 +30,8 @@ from typing import Any
 from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
 
+PROCESS_CONTEXT = "_AIRFLOW_PROCESS_CONTEXT"  # private: see localflow/internals.py
+
 
 def dags_folder() -> Path:
     """The folder of the ``dags-folder`` bundle, which dag.test() syncs before it runs."""
@@ -63,6 +65,28 @@ def load_dags(path: Path) -> tuple[dict, object]:
         error = next(iter(bag.import_errors.values())).strip().splitlines()[-1]
         raise LocalflowError(f"{path.name} failed to import: {error}")
     return bag.dags, bag
+
+
+@contextlib.contextmanager
+def database_secrets_while_parsing() -> Iterator[None]:
+    """Top-level lookups of the parse see the metadata database too, as the stack's dag-processor's do.
+
+    Outside a task, the Task SDK looks variables and connections up in the configured backends and the
+    environment only, unless the process says it is a server (``_AIRFLOW_PROCESS_CONTEXT``, set by the
+    scheduler and the triggerer): a variable stored in the UI would be missing under F5 alone. This
+    process has the database at hand, as a server does.
+    """
+    import os
+
+    previous = os.environ.get(PROCESS_CONTEXT)
+    os.environ[PROCESS_CONTEXT] = "server"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PROCESS_CONTEXT, None)
+        else:
+            os.environ[PROCESS_CONTEXT] = previous
 
 
 def choose(dags: dict, dag_id: str | None, path: Path) -> object:
@@ -251,7 +275,8 @@ def run(
         support.make_context_inspectable()
     from airflow.sdk.listener import get_listener_manager
 
-    dags, bag = load_dags(path)  # traced: breakpoints in the DAG file's top level are hit
+    with database_secrets_while_parsing():
+        dags, bag = load_dags(path)  # traced: breakpoints in the DAG file's top level are hit
     dag = choose(dags, dag_id or None, path)
     if task_id:
         dag = only_task(dag, task_id)

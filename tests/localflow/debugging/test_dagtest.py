@@ -84,3 +84,49 @@ def test_a_failing_task_ends_the_run_at_once(tmp_path: Path, args: tuple[str, ..
         f'    File "{dag_file}", line {raise_line}, in explode',
         f"      {FAILING_LINE.strip()}",
     ]
+
+
+TOP_LEVEL_LOOKUPS = """
+import pendulum
+from airflow.sdk import BaseHook, Variable, dag, task
+
+# At the top level, read at every parse: from airflow_settings.yaml, and from the database (the UI's).
+GREETING = Variable.get("top_greeting")
+HOST = BaseHook.get_connection("top_api").host
+STORED = Variable.get("top_stored")
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"))
+def top_level_lookups():
+    @task
+    def show() -> None:
+        print(f"found: {GREETING} {HOST} {STORED}")
+
+    show()
+
+
+top_level_lookups()
+"""
+
+
+def test_top_level_lookups_find_the_settings_file_and_the_database(tmp_path: Path):
+    """A DAG file that reads a variable and a connection at its top level runs under dag-test, with the
+    values of airflow_settings.yaml and a variable stored in the database (as the stack's parse sees them)."""
+    workspace = make_workspace(tmp_path / "workspace")
+    (workspace / "airflow_settings.yaml").write_text(
+        "connections:\n  top_api: http://api.example.com\nvariables:\n  top_greeting: hello\n"
+    )
+    dag_file = workspace / "dags" / "top_level_lookups.py"
+    dag_file.write_text(TOP_LEVEL_LOOKUPS)
+    env = stack_environment(workspace, None)
+    for command in (
+        ["secrets"],
+        ["airflow", "db", "migrate"],
+        ["airflow", "variables", "set", "top_stored", "from-the-ui"],
+    ):
+        done = run_localflow(env, *command)
+        assert done.returncode == 0, done.stdout + done.stderr
+    result = run_localflow(env, "dag-test", str(dag_file))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "found: hello api.example.com from-the-ui" in output

@@ -298,6 +298,9 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import BaseHook, Variable, dag, task
 
+# A top-level lookup: the dag-processor's parse (and the task's own) must find it in the file too.
+PARSED_GREETING = Variable.get("e2e_greeting")
+
 
 @dag(dag_id="reads_settings", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["generated"])
 def build():
@@ -305,6 +308,7 @@ def build():
     def check(**context) -> None:
         found = {"greeting": Variable.get("e2e_greeting"), "host": BaseHook.get_connection("e2e_api").host}
         assert found == context["dag_run"].conf["expected"], found
+        assert PARSED_GREETING == found["greeting"], PARSED_GREETING
 
     check()
 
@@ -315,7 +319,8 @@ build()
 
 @pytest.mark.stack
 def test_a_task_of_the_native_stack_reads_the_file_and_its_edits(tmp_path: Path):
-    """A task the scheduler runs gets the file's variable and connection, and the edited ones next run."""
+    """A task the scheduler runs gets the file's variable and connection, and the edited ones next run; so
+    does a lookup at the DAG file's top level, in the dag-processor's parse and the task's."""
     workspace = tmp_path / "workspace"
     (workspace / "dags").mkdir(parents=True)
     (workspace / "dags" / "reads_settings.py").write_text(READS_SETTINGS)
