@@ -234,7 +234,7 @@ def test_test_command_ignores_the_shell(tmp_path: Path):
 
 @pytest.mark.stack
 def test_up_with_another_airflow_in_the_shell(tmp_path: Path):
-    """`up` comes up on the workspace's home and database, says once what it ignored, and leaves the shell's home alone."""
+    """`up` runs on the workspace alone, says once (not in each component) what it ignored."""
     workspace = make_workspace(tmp_path / "workspace")
     elsewhere = tmp_path / "airflow"
     shell = {**user_shell(workspace, elsewhere), "AIRFLOW__API__PORT": str(free_port())}
@@ -244,7 +244,12 @@ def test_up_with_another_airflow_in_the_shell(tmp_path: Path):
         with stack.output_on_timeout():
             stack.api.wait_for_dags(EXAMPLE_DAGS, timeout=120)
     finally:
-        assert stack.stop() == 0, stack.output()
+        stopped = stack.stop()
+    assert stopped == 0, stack.output()
     assert [line for line in stack.output().splitlines() if "from your shell" in line] == [NOTICE]
+    component_logs = list((workspace / ".airflow" / "logs" / "components").glob("*.log"))
+    assert len(component_logs) == 5 and not any(
+        "from your shell" in log.read_text() for log in component_logs
+    )
     assert (workspace / ".airflow" / "airflow.db").exists()
     assert [path.name for path in elsewhere.iterdir()] == ["airflow.cfg"]
