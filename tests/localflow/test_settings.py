@@ -22,9 +22,12 @@ from testkit.native_stack import make_workspace, start_up
 ENV_KEY = "a" * 43 + "="  # the Fernet key in the workspace's .env
 STALE_KEY = "b" * 43 + "="  # another Airflow's key, still exported by the shell
 ELSEWHERE = "/home/someone/airflow"
-# An airflow.cfg of another Airflow: its database and DAGs folder must not be used.
+# An airflow.cfg of another Airflow: its database and DAGs folder must not be used. Its logging level is
+# one Airflow refuses, so that reading the file at all fails.
 OTHER_CONFIG = (
-    "[database]\nsql_alchemy_conn = sqlite:////nonexistent/other.db\n[core]\ndags_folder = /nonexistent\n"
+    "[database]\nsql_alchemy_conn = sqlite:////nonexistent/other.db\n"
+    "[core]\ndags_folder = /nonexistent\n"
+    "[logging]\nlogging_level = NOT-A-LEVEL\n"
 )
 
 # id, exported by the shell, lines of .env, expected values in the environment ({ws}: the workspace,
