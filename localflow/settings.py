@@ -1,7 +1,8 @@
 """Where things live and which Airflow settings are in force: the one place the runner and tests ask.
 
 The Airflow settings themselves are in ``airflow.env`` beside this file, which docker-compose.yaml reads
-too. This module adds what depends on the machine (paths, the database, the API address) for a native run.
+too. This module adds what depends on the machine (paths, the database, the API address) for a native run,
+and decides which variables of the user's shell apply (docs/safety.md, "Your shell").
 """
 
 from __future__ import annotations
