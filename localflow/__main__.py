@@ -68,7 +68,7 @@ def _dag_test(args: list[str]) -> int:
 
         ensure_secrets(settings.WORKSPACE, env)
         env = settings.current_environment()
-    os.environ.update(env)
+    settings.use_environment(env)
     return dagtest.main(args)
 
 
@@ -106,7 +106,29 @@ def _lock(_args: list[str]) -> int:
 
 
 def _test(args: list[str]) -> int:
-    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE)
+    # The tests make throwaway homes, databases and secrets of their own (tests/conftest.py drops these
+    # from the session too, for a bare pytest): a shell's AIRFLOW_HOME or Fernet key must not reach them.
+    from localflow import settings
+
+    ignored = sorted(name for name in os.environ if settings.workspace_owns(name))
+    if ignored:
+        print(settings.shell_notice(ignored), file=sys.stderr, flush=True)
+    env = {name: value for name, value in os.environ.items() if name not in ignored}
+    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE, env=env)
+
+
+def _report_shell(command: str) -> None:
+    """One line, once per command, naming the shell's variables that the workspace's own settings replace.
+
+    The components `up` starts get the environment it prepared, which matches: they say nothing.
+    """
+    from localflow import settings
+
+    if command not in NATIVE_COMMANDS or settings.IN_CONTAINER:
+        return
+    ignored = settings.ignored_from_shell(settings.native_environment(), os.environ)
+    if ignored:
+        print(settings.shell_notice(ignored), file=sys.stderr, flush=True)
 
 
 COMMANDS = {
@@ -121,6 +143,8 @@ COMMANDS = {
     "lock": _lock,
     "test": _test,
 }
+# The commands that run with the workspace's native Airflow environment (settings.native_environment).
+NATIVE_COMMANDS = frozenset({"up", "secrets", "dag-test", "watch", "airflow", "rotate-fernet-key"})
 
 
 def main(argv: list[str]) -> int:
@@ -136,6 +160,7 @@ def main(argv: list[str]) -> int:
     from localflow.errors import LocalflowError
 
     try:
+        _report_shell(command)
         return COMMANDS[command](args)
     except LocalflowError as error:
         print(f"localflow: {error}", file=sys.stderr)

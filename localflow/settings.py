@@ -1,7 +1,8 @@
 """Where things live and which Airflow settings are in force: the one place the runner and tests ask.
 
 The Airflow settings themselves are in ``airflow.env`` beside this file, which docker-compose.yaml reads
-too. This module adds what depends on the machine (paths, the database, the API address) for a native run.
+too. This module adds what depends on the machine (paths, the database, the API address) for a native run,
+and decides which variables of the user's shell apply (docs/safety.md, "Your shell").
 """
 
 from __future__ import annotations
@@ -30,13 +31,49 @@ def shared_settings() -> dict[str, str]:
     return envfile.load(SHARED_SETTINGS_FILE)
 
 
+# What the workspace decides, whatever the shell exports: where its Airflow keeps its state and finds its
+# code, and its secrets. Many users `export AIRFLOW_HOME=~/airflow` in their profile (and VS Code inherits
+# it): such a value would point this workspace at another Airflow's files and database, with another
+# Fernet key. .env may set any of these; a shell never does. Also in their *_CMD and *_SECRET forms, which
+# Airflow reads when the plain variable is unset. The secrets are secrets/rules.py's (a test keeps them so).
+WORKSPACE_OWNED = frozenset(
+    {
+        "AIRFLOW_HOME",
+        "AIRFLOW_CONFIG",
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "AIRFLOW__CORE__PLUGINS_FOLDER",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "LOCALFLOW_ADMIN_PASSWORD",
+    }
+)
+# Set to 1 by a caller that builds the environment on purpose (the tests, testkit/): then every variable
+# in it wins, over .env too. A user's shell is never trusted like that.
+CALLER_ENV = "LOCALFLOW_CALLER_ENV"
+SHELL_DOC = "docs/safety.md#your-shell"
+
+
+def workspace_owns(name: str) -> bool:
+    """True for a setting only the workspace (its defaults or .env) decides, never the shell."""
+    return any(name.removesuffix(suffix) in WORKSPACE_OWNED for suffix in ("", "_CMD", "_SECRET"))
+
+
 def native_environment(
     workspace: Path = WORKSPACE, base: Mapping[str, str] | None = None, *, read_env_file: bool = True
 ) -> dict[str, str]:
     """The environment every native Airflow process runs with.
 
-    Precedence, lowest first: the shared settings, the workspace's ``.env``, then ``base`` (the caller's
-    own environment), so a variable set in the shell or by a test always wins.
+    ``base`` is the caller's environment (default: this process's, i.e. the user's shell). Precedence,
+    highest first: the workspace's ``.env``; ``base``, without what the workspace owns
+    (``WORKSPACE_OWNED``); the shared settings and the workspace's own paths and SQLite database. A
+    ``base`` marked with ``CALLER_ENV=1`` wins over everything instead.
     """
     base = dict(os.environ if base is None else base)
     state = workspace / STATE_DIR_NAME
@@ -51,9 +88,16 @@ def native_environment(
         **shared_settings(),
     }
     env_file = workspace / ENV_FILE_NAME
-    if read_env_file and env_file.exists():
-        env.update(envfile.load(env_file))
-    env.update(base)
+    own = envfile.load(env_file) if read_env_file and env_file.exists() else {}
+    if base.get(CALLER_ENV) == "1":
+        env.update(own)
+        env.update(base)
+    else:
+        env.update({name: value for name, value in base.items() if not workspace_owns(name)})
+        env.update(own)
+    # Set, not left to Airflow's default: code that adds this to its own environment (os.environ.update)
+    # must replace a shell's AIRFLOW_CONFIG, whose file may set another database or DAGs folder.
+    env.setdefault("AIRFLOW_CONFIG", str(Path(env["AIRFLOW_HOME"]) / "airflow.cfg"))
     # The example connection points at the stack's own PostgreSQL when the metadata database is one.
     database_url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if database_url.startswith("postgresql"):
@@ -64,6 +108,27 @@ def native_environment(
         f"http://{api_host(env)}:{env['AIRFLOW__API__PORT']}/execution/",
     )
     return env
+
+
+def ignored_from_shell(env: Mapping[str, str], base: Mapping[str, str]) -> list[str]:
+    """The names in ``base`` (the shell) that ``env`` does not use as they are: the workspace's or .env's win."""
+    if base.get(CALLER_ENV) == "1":
+        return []
+    return sorted(name for name, value in base.items() if env.get(name) != value)
+
+
+def shell_notice(names: list[str]) -> str:
+    """The one line that tells the user which of their shell's variables this command ignores."""
+    return (
+        f"localflow: ignoring {', '.join(names)} from your shell: this workspace sets its own "
+        f"(see {SHELL_DOC})"
+    )
+
+
+def use_environment(env: Mapping[str, str]) -> None:
+    """Make ``env`` this process's whole environment, so that no variable it leaves out stays behind."""
+    os.environ.clear()
+    os.environ.update(env)
 
 
 def current_environment() -> dict[str, str]:

@@ -24,27 +24,29 @@ POSTGRES_SERVER_URL = os.environ.get(
 
 
 def airflow_environment(home: Path, database_url: str | None = None) -> dict[str, str]:
-    """A complete native environment with its own home, database and freshly generated secrets."""
-    env = settings.native_environment(REPO, base={}, read_env_file=False)
-    env.update({secret.name: secret.generate() for secret in SECRETS})
-    env.update(
-        {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", str(home)),
-            # In the dev container the lock is installed system-wide: without this marker a child
-            # `python -m localflow` would try to build .venv from PyPI.
-            "LOCALFLOW_CONTAINER": os.environ.get("LOCALFLOW_CONTAINER", ""),
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url or f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / settings.PASSWORDS_FILE_NAME),
-            "AIRFLOW_CONN_LOCALFLOW_POSTGRES": "postgresql://"
-            + POSTGRES_SERVER_URL.split("://", 1)[1]
-            + "/postgres",
-        }
-    )
-    return env
+    """A complete native environment with its own home, database and freshly generated secrets.
+
+    Marked as the caller's (``settings.CALLER_ENV``): ``python -m localflow`` run with it uses every value
+    in it, where it would ignore a user's shell exporting the same names.
+    """
+    chosen = {
+        settings.CALLER_ENV: "1",
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(home)),
+        # In the dev container the lock is installed system-wide: without this marker a child
+        # `python -m localflow` would try to build .venv from PyPI.
+        "LOCALFLOW_CONTAINER": os.environ.get("LOCALFLOW_CONTAINER", ""),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url or f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / settings.PASSWORDS_FILE_NAME),
+        "AIRFLOW_CONN_LOCALFLOW_POSTGRES": "postgresql://"
+        + POSTGRES_SERVER_URL.split("://", 1)[1]
+        + "/postgres",
+        **{secret.name: secret.generate() for secret in SECRETS},
+    }
+    return settings.native_environment(REPO, base=chosen, read_env_file=False)
 
 
 def run_airflow(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from localflow import rest
+from localflow import rest, settings
 from localflow.envfile import parse
 from localflow.polling import WaitTimeout, wait_until
 from localflow.secrets import rules
@@ -174,8 +174,12 @@ class RunningStack:
 
 
 def stack_environment(workspace: Path, database_url: str | None, **extra: str) -> dict[str, str]:
-    """A clean environment for ``up``: workspace, database (None: the default SQLite), free ports."""
+    """A clean environment for ``up``: workspace, database (None: the default SQLite), free ports.
+
+    Marked as the caller's (``settings.CALLER_ENV``): every value in it wins, as a shell's would not.
+    """
     env = {
+        settings.CALLER_ENV: "1",
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", str(workspace)),
         "LANG": os.environ.get("LANG", "C.UTF-8"),

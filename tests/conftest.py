@@ -14,11 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from localflow import settings
 from localflow.debugging.warm_runner import client as warm_runner
 from testkit.environment import REPO, PostgresDatabases, airflow_environment, run_airflow
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="localflow-tests-"))
-os.environ.update(airflow_environment(_SESSION_HOME))
+# A user's shell (`export AIRFLOW_HOME=~/airflow`, a stale AIRFLOW__CORE__FERNET_KEY) must not reach the
+# tests: what the workspace owns is the session's own, as in `python -m localflow test`.
+settings.use_environment(
+    {name: value for name, value in os.environ.items() if not settings.workspace_owns(name)}
+    | airflow_environment(_SESSION_HOME)
+)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -60,7 +60,7 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
     env = settings.native_environment(workspace)
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
-    os.environ.update(env)
+    settings.use_environment(env)
     # First the lock: a second `up` stops here, before it could write .env or the database.
     lock_fd, last_stack = ownership.acquire(Path(env["AIRFLOW_HOME"]))
     try:

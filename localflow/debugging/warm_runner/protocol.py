@@ -76,7 +76,11 @@ def runner_options(options: list[str]) -> list[str]:
 
 
 def airflow_environment(env: dict[str, str]) -> dict[str, str]:
-    """The environment ``dag-test`` runs Airflow with (localflow's settings applied), as the runner imports it."""
+    """The environment ``dag-test`` runs Airflow with (localflow's settings applied), as the runner imports it.
+
+    A shell variable the workspace ignores (an exported ``AIRFLOW_HOME``) is not in it: it neither picks
+    another runner nor makes one out of date.
+    """
     from localflow import settings
 
     if settings.IN_CONTAINER:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from localflow import settings
 from localflow.debugging.warm_runner.protocol import (
     STDIO,
     airflow_environment,
@@ -54,7 +55,7 @@ def preload() -> None:
     import gc
     import importlib
 
-    os.environ.update(airflow_environment(dict(os.environ)))
+    settings.use_environment(airflow_environment(dict(os.environ)))  # without what the shell set in vain
     for module in PRELOAD_MODULES:
         importlib.import_module(module)
     gc.freeze()  # the collector leaves these objects alone, so forks share their pages
