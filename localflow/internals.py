@@ -180,6 +180,13 @@ INTERNALS = (
         "settings_check.py",
         "Airflow's known sections and options, and their defaults",
     ),
+    # --- A DAG copied for a debug run (debugging/dagtest.py), apache/airflow#41160 ----------------------
+    Internal(
+        "airflow.sdk.definitions._internal.expandinput",
+        "EXPAND_INPUT_EMPTY",
+        "debugging/dagtest.py",
+        "the sentinel a copied decorated mapped task must get back, or it no longer expands",
+    ),
     # --- The secrets backends a DAG file's top-level lookups reach, parsed by dag-test --------------------
     Internal(
         "airflow.sdk.execution_time.supervisor",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import sys
 import sysconfig
 import time
@@ -118,7 +117,26 @@ def only_task(dag, task_id: str):
         raise LocalflowError(
             f"DAG {dag.dag_id!r} has no task {task_id!r}; it has: {', '.join(sorted(dag.task_dict))}."
         )
-    return dag.partial_subset(task_ids=[task_id], include_upstream=True, include_downstream=False)
+    return copy_of(dag, [task_id], include_upstream=True)
+
+
+def copy_of(dag, task_ids, *, include_upstream: bool):
+    """``dag.partial_subset``, with decorated mapped tasks that still expand.
+
+    The copy makes a new "no expand input" sentinel, which ``DecoratedMappedOperator`` checks by identity
+    (https://github.com/apache/airflow/issues/41160): each mapped instance would fail with "unexpected
+    expand_input". The sentinel is put back.
+    """
+    from airflow.sdk.bases.decorator import DecoratedMappedOperator
+    from airflow.sdk.definitions._internal.expandinput import EXPAND_INPUT_EMPTY
+
+    subset = dag.partial_subset(
+        task_ids=task_ids, include_upstream=include_upstream, include_downstream=False
+    )
+    for task in subset.tasks:
+        if isinstance(task, DecoratedMappedOperator) and task.expand_input == EXPAND_INPUT_EMPTY:
+            task.expand_input = EXPAND_INPUT_EMPTY
+    return subset
 
 
 def without_retry_waits(dag, *, retries: bool):
@@ -129,7 +147,7 @@ def without_retry_waits(dag, *, retries: bool):
     with ``retries`` a failed task is retried at once, up to its retries. Only the run's copy changes: the
     DAG written to the database (and run by the stack) keeps its retry policy.
     """
-    debug_copy = copy.deepcopy(dag)
+    debug_copy = copy_of(dag, dag.task_ids, include_upstream=False)
     for task in debug_copy.tasks:
         if retries:
             task.retry_delay = timedelta(0)
