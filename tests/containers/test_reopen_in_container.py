@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from localflow.secrets import rules
+from testkit import debug_runs
 from testkit.browser import chromium
 from testkit.containers import (
     DesktopUser,
@@ -51,10 +52,18 @@ def env_after_create(stack: Stack) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def finished_run(stack: Stack) -> dict:
-    """A run of example_etl triggered through the REST API, waited for until it finished."""
-    stack.wait_for_dags((DAG_ID,))
-    return stack.run_dag(DAG_ID)
+def finished_runs(stack: Stack) -> dict[str, dict]:
+    """A run of every example DAG triggered through the REST API (as the UI's Trigger button does),
+    all at once, each waited for until it finished; by dag_id."""
+    stack.wait_for_dags(EXAMPLE_DAGS)
+    run_ids = {dag_id: stack.api.trigger(dag_id) for dag_id in EXAMPLE_DAGS}
+    return {dag_id: stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(finished_runs: dict[str, dict]) -> dict:
+    """The finished run of example_etl."""
+    return finished_runs[DAG_ID]
 
 
 @pytest.fixture(scope="module")
@@ -125,32 +134,29 @@ def test_dag_tests_pass(stack: Stack):
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2000:]
 
 
+F5_COMMAND = ("python", "-m", "localflow.debugging.warm_runner", "-m", "localflow", "dag-test")
+
+
 def test_f5_runs_forked_from_the_warm_runner_in_the_editor(stack: Stack):
-    """What F5 starts in the editor (launch.json's pythonArgs, without the debugger): the first run starts
-    the warm runner, the next one is forked from it, and both succeed on the stack's PostgreSQL."""
-    command = (
-        "python",
-        "-m",
-        "localflow.debugging.warm_runner",
-        "-m",
-        "localflow",
-        "dag-test",
-        "dags/example_etl.py",
-    )
+    """What F5 starts in the editor (launch.json's pythonArgs, without the debugger), on every example
+    DAG: the first run starts the warm runner, the next ones are forked from it, and each succeeds on the
+    stack's PostgreSQL."""
     try:
-        for expected_start in (True, False):
-            result = stack.exec(*command, timeout=300)
-            assert "example_etl finished: success" in result.stdout, result.stdout[-2000:]
-            assert ("starting the warm debug runner" in result.stderr) == expected_start, result.stderr[
-                -2000:
-            ]
+        for number, dag_id in enumerate((DAG_ID, *EXAMPLE_DAGS)):
+            result = stack.exec(*F5_COMMAND, f"dags/{dag_id}.py", timeout=300)
+            assert f"{dag_id} finished: success" in result.stdout, result.stdout[-2000:]
+            started_runner = "starting the warm debug runner" in result.stderr
+            assert started_runner == (number == 0), result.stderr[-2000:]
     finally:
         stack.exec("python", "-m", "localflow.debugging.warm_runner", "--stop", check=False)
 
 
-def test_rest_dag_run_succeeds_on_the_published_port(stack: Stack, finished_run: dict):
-    """A run triggered through the REST API on 127.0.0.1 (admin, generated password) succeeds."""
-    assert finished_run["state"] == "success"
+def test_rest_dag_runs_succeed_on_the_published_port(stack: Stack, finished_runs: dict[str, dict]):
+    """A run of every example DAG triggered through the REST API on 127.0.0.1 (admin, generated password)
+    succeeds."""
+    assert {dag_id: run["state"] for dag_id, run in finished_runs.items()} == dict.fromkeys(
+        EXAMPLE_DAGS, "success"
+    )
 
 
 def test_ui_logs_in_on_the_published_port(stack: Stack, tmp_path: Path):
@@ -232,3 +238,47 @@ def test_no_secret_in_any_image(stack: Stack, engine: Engine):
             assert value not in history, f"a secret is in the history of {image}"
             assert value not in config, f"a secret is in the configuration of {image}"
             assert value not in files, f"a secret is in a file of {image}"
+
+
+def test_local_settings_file_is_read_in_the_editor(stack: Stack):
+    """airflow_settings.yaml, made by airflow-init from the example and edited on the host, is what
+    `airflow variables get` / `connections get` in the editor's terminal answer, without a restart."""
+    settings = stack.workspace / "airflow_settings.yaml"
+    original = settings.read_bytes()
+    try:
+        settings.write_text(
+            "connections:\n  container_api: http://api.example.com:8443\n"
+            "variables:\n  container_greeting: hello from the host\n"
+        )
+        variable = stack.exec("airflow", "variables", "get", "container_greeting")
+        assert variable.stdout.strip() == "hello from the host", variable.stdout + variable.stderr
+        connection = stack.exec("airflow", "connections", "get", "container_api", "-o", "yaml")
+        assert "host: api.example.com" in connection.stdout, connection.stdout + connection.stderr
+        assert "port: 8443" in connection.stdout, connection.stdout
+    finally:
+        settings.write_bytes(original)
+
+
+DEBUG_RUNS_PER_DAG = 2
+
+
+def test_f5_beside_the_running_stack_never_runs_a_task_twice(stack: Stack):
+    """F5's command line in the editor, repeated on an unpaused mapped DAG and a deferrable one that the
+    stack runs at the same time: every task instance of every run ran once (last: it adds DAG files)."""
+    debug_runs.write_dags(stack.workspace)
+    try:
+        stack.wait_for_dags(tuple(debug_runs.DAGS))
+        stack_runs = {dag_id: [stack.api.trigger(dag_id)] for dag_id in debug_runs.DAGS}
+        for _ in range(DEBUG_RUNS_PER_DAG):
+            for dag_id in debug_runs.DAGS:
+                result = stack.exec(*F5_COMMAND, f"dags/{dag_id}.py", timeout=300, check=False)
+                assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+                stack_runs[dag_id].append(stack.api.trigger(dag_id))
+        for dag_id, run_ids in stack_runs.items():
+            for run_id in run_ids:
+                assert stack.wait_for_run(dag_id, run_id)["state"] == "success", f"{dag_id} {run_id}"
+        debug_runs.check_each_ran_once(stack.api, stack.workspace, DEBUG_RUNS_PER_DAG)
+    finally:
+        stack.exec("python", "-m", "localflow.debugging.warm_runner", "--stop", check=False)
+        for dag_id in debug_runs.DAGS:
+            (stack.workspace / "dags" / f"{dag_id}.py").unlink(missing_ok=True)

@@ -60,6 +60,15 @@ LAUNCH_CASES = [
         "'hello'",
     ),
     LaunchCase(
+        "Airflow: debug this DAG file",
+        "dags/example_postgres_query.py",
+        "dags/example_postgres_query.py",
+        "print(f\"Connected to {server['database']}",
+        {},
+        "server",
+        "'connection'",
+    ),
+    LaunchCase(
         "Airflow: debug one task",
         "dags/example_etl.py",
         "dags/example_etl.py",
