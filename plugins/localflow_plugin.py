@@ -1,30 +1,47 @@
-"""Airflow plugin of the workspace: debug runs to themselves, and a debugger for scheduled tasks.
+"""Airflow plugin of the workspace: what localflow adds inside the stack's own Airflow processes.
 
-The stack's scheduler, triggerer and dag-processor pass over the runs that F5 / ``dag-test`` makes (they
-run their tasks themselves): ``localflow/debugging/isolation.py``.
-
-Set ``LOCALFLOW_DEBUG_TASKS`` in ``.env`` (e.g. ``example_etl.transform``, ``example_etl`` or ``*``) and
-restart the stack: matching tasks wait in their own process for a debugger on 127.0.0.1:5678 before they
-execute. VS Code: "Airflow: attach to a scheduled task". The logic is in ``localflow/debugging/support.py``; with the
-variable unset the listener does nothing.
+* When an Airflow job starts (scheduler, triggerer, dag-processor): the job passes over the runs that F5 /
+  ``dag-test`` makes, which run their tasks themselves (``localflow/debugging/isolation.py``), and a DAG
+  file whose parsing process dies shows an import error (``localflow/stack/parse_guard.py``).
+* In each task: with ``LOCALFLOW_DEBUG_TASKS`` set in ``.env`` (e.g. ``example_etl.transform``,
+  ``example_etl`` or ``*``) and the stack restarted, matching tasks wait in their own process for a
+  debugger on 127.0.0.1:5678 before they execute; VS Code: "Airflow: attach to a scheduled task"
+  (``localflow/debugging/support.py``). With the variable unset the listener does nothing.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
 try:
     from localflow.debugging import isolation, support
+    from localflow.stack import parse_guard
 except ImportError:  # a component started outside the workspace root: the package is beside plugins/
     sys.path.append(str(Path(__file__).resolve().parent.parent))
     from localflow.debugging import isolation, support
+    from localflow.stack import parse_guard
 
 
-class LocalflowDebugPlugin(AirflowPlugin):
-    """Registers the listeners: debug runs left alone, selected tasks waiting for a debugger."""
+class JobStartListener:
+    """Adds localflow's behaviour to an Airflow job's process when the job starts."""
 
-    name = "localflow_debug"
-    listeners = [isolation.HideTestRunsListener(), support.WaitForDebuggerListener()]  # noqa: RUF012 - Airflow's plugin interface
+    @hookimpl
+    def on_starting(self, component: Any) -> None:
+        """Airflow calls it when a job, or a task runner, starts in this process."""
+        from airflow.jobs.job import Job
+
+        if isinstance(component, Job):
+            isolation.hide_test_runs()
+            parse_guard.record_deaths()
+
+
+class LocalflowPlugin(AirflowPlugin):
+    """Registers the listeners: localflow's behaviour in the jobs, selected tasks waiting for a debugger."""
+
+    name = "localflow"
+    listeners = [JobStartListener(), support.WaitForDebuggerListener()]  # noqa: RUF012 - Airflow's plugin interface

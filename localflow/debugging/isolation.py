@@ -6,8 +6,8 @@ to its own executor and run them a second time (``Cannot update Task Instance in
 it on ``dagrun_timeout`` while a breakpoint holds it, or count it against ``max_active_runs``. Stock
 Airflow has the same race; here the stack is up whenever the user debugs. Two halves:
 
-* ``hide_test_runs`` (in every process that runs an Airflow job: scheduler, triggerer, dag-processor; the
-  workspace plugin's ``on_starting`` listener installs it) adds ``triggered_by != TEST`` to each ORM query
+* ``hide_test_runs`` (in every process that runs an Airflow job: scheduler, triggerer, dag-processor;
+  installed by the workspace plugin, ``plugins/localflow_plugin.py``) adds ``triggered_by != TEST`` to each ORM query
   that reads DagRun rows, joins included. The api-server runs no job: the UI still lists debug runs.
 * ``keep_triggers_local`` (in the debug process) gives its deferred tasks' triggers a queue
   (``[triggerer] queues_enabled``), which the stack's triggerer, serving only queue-less triggers, never
@@ -21,10 +21,6 @@ from __future__ import annotations
 import functools
 import os
 from typing import Any
-
-from pluggy import HookimplMarker
-
-hookimpl = HookimplMarker("airflow")  # Airflow's listener marker, without importing Airflow
 
 
 @functools.cache  # once per process
@@ -54,15 +50,3 @@ def hide_test_runs() -> None:
 def keep_triggers_local() -> None:
     """Queue this process's triggers so that the stack's triggerer leaves them to ``dag.test()``."""
     os.environ["AIRFLOW__TRIGGERER__QUEUES_ENABLED"] = "True"
-
-
-class HideTestRunsListener:
-    """Installs ``hide_test_runs`` when an Airflow job (scheduler, triggerer, dag-processor) starts."""
-
-    @hookimpl
-    def on_starting(self, component: Any) -> None:
-        """Airflow calls it when a job, or a task runner, starts in this process."""
-        from airflow.jobs.job import Job
-
-        if isinstance(component, Job):
-            hide_test_runs()

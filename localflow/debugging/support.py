@@ -13,7 +13,7 @@ in the process that runs the task, right around the task's ``execute``):
   ``context["var"]`` and ``context["macros"]`` answer every attribute with a lookup, so a debugger probing
   ``__iter__`` or ``__len__`` makes Execution API calls from its own thread while the task is stopped.
 * ``LOCALFLOW_DEBUG_TASKS`` (set in ``.env``) makes matching tasks that the scheduler runs wait for a
-  debugger on ``127.0.0.1:LOCALFLOW_DEBUG_PORT`` (5678) before they execute; ``plugins/localflow_debug_plugin.py``
+  debugger on ``127.0.0.1:LOCALFLOW_DEBUG_PORT`` (5678) before they execute; ``plugins/localflow_plugin.py``
   registers the listener. The task's supervisor keeps heartbeating and refreshing its token meanwhile.
 """
 
