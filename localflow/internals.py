@@ -187,6 +187,22 @@ INTERNALS = (
         "debugging/dagtest.py",
         "the sentinel a copied decorated mapped task must get back, or it no longer expands",
     ),
+    # --- A DAG file whose parsing process dies shows an import error (stack/parse_guard.py) -----------
+    Internal(
+        "airflow.dag_processing.manager",
+        "DagFileProcessorManager.handle_parsing_result",
+        "stack/parse_guard.py",
+        "wrapped: a finished parse without a result gets one, with the import error",
+        kind="parameters",
+        parameters=("file", "proc"),
+    ),
+    Internal(
+        "airflow.sdk.execution_time.supervisor",
+        "WatchedSubprocess._exit_code",
+        "stack/parse_guard.py",
+        "how the parsing process ended, for the import error's message",
+        kind="assigned",
+    ),
     # --- The secrets backends a DAG file's top-level lookups reach, parsed by dag-test --------------------
     Internal(
         "airflow.sdk.execution_time.supervisor",

@@ -1,8 +1,7 @@
 """Every DAG file whose parsing process dies shows an import error naming the file and the cause.
 
 Airflow's dag-processor records a result only when the file's parsing process sends one. A file that
-ends its process at import (``os._exit(1)``, ``sys.exit()``, a crash, the kernel's out-of-memory killer)
-sends none, and Airflow then records nothing: the DAG is silently missing from the UI. ``record_deaths``
+ends its process at import (``os._exit(1)``, a crash in native code, the out-of-memory killer) sends none, and Airflow then records nothing: the DAG is silently missing from the UI. ``record_deaths``
 makes such a death an import error of that file, with the exit status. It is installed in the
 dag-processor by the workspace plugin's ``on_starting`` listener (``plugins/localflow_plugin.py``).
 
@@ -24,7 +23,7 @@ def cause(exit_code: int | None) -> str:
         return f"its parsing process was killed by {name} ({why}) before the file finished importing"
     return (
         f"its parsing process exited with code {exit_code} before the file finished importing: "
-        "does the file call os._exit() or sys.exit() at its top level?"
+        "does the file call os._exit() at its top level?"
     )
 
 

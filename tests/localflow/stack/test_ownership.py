@@ -16,7 +16,14 @@ import pytest
 from localflow import rest
 from localflow.polling import wait_until
 from localflow.stack import ownership
-from testkit.native_stack import RunningStack, make_workspace, run_localflow, running_stack, start_up
+from testkit.native_stack import (
+    RunningStack,
+    make_workspace,
+    run_localflow,
+    running_stack,
+    stack_environment,
+    start_up,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -109,3 +116,40 @@ def test_stopping_ends_a_task_that_ignores_sigterm(tmp_path: Path):
         assert stack.stop() == 0
         assert time.monotonic() - started < 45, "stopping is bounded"
         assert not alive(ownership.processes_of(ours)), "a process of the stopped stack still runs"
+
+
+def processes_of_workspace(workspace: Path) -> list[psutil.Process]:
+    """Every live process started for ``workspace`` (they all inherit LOCALFLOW_WORKSPACE)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("LOCALFLOW_WORKSPACE") == str(workspace):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return alive(found)
+
+
+@pytest.mark.parametrize(
+    ("after", "delay"),
+    [
+        ("preparing", 0.0),  # the first run's migration
+        ("starting api-server", 0.0),  # importing Airflow, forking the components
+        ("starting api-server", 1.5),  # the supervisor re-executing itself without Airflow
+        ("starting api-server", 4.0),  # waiting for the components to be healthy
+    ],
+    ids=["preparing", "starting", "starting+1.5s", "starting+4s"],
+)
+def test_ctrl_c_during_the_first_start_stops_everything(tmp_path: Path, after: str, delay: float):
+    """Ctrl-C (SIGINT to the terminal's process group) at any moment of a fresh clone's first `up` is
+    never lost across its re-executions: `up` ends within a minute and leaves no process behind."""
+    workspace = make_workspace(tmp_path / "workspace")
+    stack = start_up(workspace, stack_environment(workspace, None))
+    try:
+        wait_until(lambda: after in stack.output(), 120, interval=0.05, what=f"`up` printing {after!r}")
+        time.sleep(delay)
+        os.killpg(stack.process.pid, signal.SIGINT)
+        stack.process.wait(timeout=60)
+    finally:
+        stack.stop()
+    wait_until(lambda: not processes_of_workspace(workspace), 15, interval=0.2, what="no process left")
