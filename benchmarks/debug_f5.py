@@ -115,7 +115,9 @@ def failing_rows(dags: Path) -> tuple[Path, dict[str, Row]]:
 
 
 def print_table(title: str, results: dict[str, list[float]]) -> None:
-    """A markdown table: median and spread per row."""
+    """A markdown table: median and spread per row (none when nothing was measured)."""
+    if not any(results.values()):
+        return
     print(f"\n{title} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n")
     print("| configuration | median (s) | min-max (s) |")
     print("|---|---:|---:|")
