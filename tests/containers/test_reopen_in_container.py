@@ -253,8 +253,9 @@ def test_local_settings_file_is_read_in_the_editor(stack: Stack):
         variable = stack.exec("airflow", "variables", "get", "container_greeting")
         assert variable.stdout.strip() == "hello from the host", variable.stdout + variable.stderr
         connection = stack.exec("airflow", "connections", "get", "container_api", "-o", "yaml")
-        assert "host: api.example.com" in connection.stdout, connection.stdout + connection.stderr
-        assert "port: 8443" in connection.stdout, connection.stdout
+        assert "get_uri: http://api.example.com:8443" in connection.stdout, (
+            connection.stdout + connection.stderr
+        )
     finally:
         settings.write_bytes(original)
 
