@@ -149,7 +149,9 @@ def run_step(step: Step) -> str | None:
 def main(args: list[str], secrets: Mapping[str, str]) -> int:
     """Run every step (a failure does not stop the others); exit 1 if any failed."""
     if args:
-        raise LocalflowError(f"check takes no arguments (got {' '.join(args)}).")
+        raise LocalflowError(
+            f"check takes no arguments (got {' '.join(args)}); one DAG file: python -m localflow dag-test FILE"
+        )
     workspace = settings.WORKSPACE
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="localflow-check-") as home:
