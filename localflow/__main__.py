@@ -16,6 +16,8 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
 
   up                  set up (venv, secrets, database) and run Airflow natively until Ctrl-C
   test [PYTEST ARGS]  run the test suite (pytest)
+  check               what CI runs on your DAGs: ruff check, ruff format --check, the DAG integrity test,
+                      dag-test of every file in dags/ on a throwaway SQLite database
   secrets [get NAME]  create or check .env, make airflow_settings.yaml; `get` prints one value (for *_CMD)
   init                container start-up: secrets, admin password, database migration (airflow-init)
   dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
@@ -117,6 +119,14 @@ def _test(args: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE, env=env)
 
 
+def _check(args: list[str]) -> int:
+    from localflow import checks
+    from localflow.secrets.rules import SECRETS
+
+    # Throwaway secrets for dag-test's throwaway database: .env is neither needed (CI has none) nor written.
+    return checks.main(args, {secret.name: secret.generate() for secret in SECRETS})
+
+
 def _report_shell(command: str) -> None:
     """One line, once per command, naming the shell's variables that the workspace's own settings replace.
 
@@ -142,6 +152,7 @@ COMMANDS = {
     "rotate-fernet-key": _rotate_fernet_key,
     "lock": _lock,
     "test": _test,
+    "check": _check,
 }
 # The commands that run with the workspace's native Airflow environment (settings.native_environment).
 NATIVE_COMMANDS = frozenset({"up", "secrets", "dag-test", "watch", "airflow", "rotate-fernet-key"})

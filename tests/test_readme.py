@@ -26,7 +26,7 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 LOCALFLOW_COMMAND = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z-]*)")
 # A path into the repository: a tracked top-level folder, then at least one more part.
 REPO_PATH = re.compile(
-    r"(?<![\w./~-])((?:\.ci|\.devcontainer|\.vscode|benchmarks|dags|docs|localflow|plugins|testkit|tests)"
+    r"(?<![\w./~-])((?:\.ci|\.devcontainer|\.github|\.vscode|benchmarks|dags|docs|localflow|plugins|testkit|tests)"
     r"/[\w.*/-]*)"
 )
 # A module, or an object in one, as `python -m` or an import string names it (localflow.stack.executor).

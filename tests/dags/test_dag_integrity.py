@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from testkit.environment import REPO
+from localflow import settings
 
-DAG_FILES = sorted((REPO / "dags").glob("*.py"))
+# The workspace's DAGs: this repository's, or those of the workspace `python -m localflow check` is given.
+DAGS_FOLDER = settings.WORKSPACE / "dags"
+DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
 
 
 class ParseTimeLookupWarning(UserWarning):
@@ -84,7 +86,7 @@ def parse_dags(folder: Path):
 @pytest.fixture(scope="module")
 def parsed():
     """The DAGs folder parsed once, with the lookups its files make at the top level."""
-    return parse_dags(REPO / "dags")
+    return parse_dags(DAGS_FOLDER)
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +96,8 @@ def dagbag(parsed):
 
 
 def test_dag_files_exist():
-    """The workspace ships example DAGs (so the parametrized tests below are never empty)."""
-    assert len(DAG_FILES) >= 3
+    """There are DAG files (so the parametrized tests below are never empty)."""
+    assert DAG_FILES, f"no DAG files in {DAGS_FOLDER}"
 
 
 def test_no_import_errors(dagbag):

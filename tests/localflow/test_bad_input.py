@@ -112,6 +112,13 @@ CASES = (
         1,
         "NO_SUCH_SECRET is not set in .env",
     ),
+    (
+        "check-with-arguments",
+        nothing,
+        ["check", "dags/example_etl.py"],
+        1,
+        "check takes no arguments (got dags/example_etl.py); one DAG file: python -m localflow dag-test FILE",
+    ),
     ("unknown-command", nothing, ["frobnicate"], 2, "unknown command 'frobnicate'"),
     ("supervise-by-hand", nothing, ["up", "--supervise"], 1, "run `python -m localflow up`"),
 )
