@@ -187,6 +187,12 @@ INTERNALS = (
         "debugging/dagtest.py",
         "the sentinel a copied decorated mapped task must get back, or it no longer expands",
     ),
+    Internal(
+        "airflow.serialization.definitions.notset",
+        "ArgNotSet",
+        "debugging/dagtest.py",
+        "given a __deepcopy__ returning itself while a DAG is copied: NOTSET is checked by identity",
+    ),
     # --- A DAG file whose parsing process dies shows an import error (stack/parse_guard.py) -----------
     Internal(
         "airflow.dag_processing.manager",

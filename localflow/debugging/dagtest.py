@@ -121,18 +121,25 @@ def only_task(dag, task_id: str):
 
 
 def copy_of(dag, task_ids, *, include_upstream: bool):
-    """``dag.partial_subset``, with decorated mapped tasks that still expand.
+    """``dag.partial_subset``, with Airflow's sentinels kept as they are.
 
-    The copy makes a new "no expand input" sentinel, which ``DecoratedMappedOperator`` checks by identity
-    (https://github.com/apache/airflow/issues/41160): each mapped instance would fail with "unexpected
-    expand_input". The sentinel is put back.
+    Airflow checks its "not set" values by identity (``x is NOTSET``, ``expand_input is
+    EXPAND_INPUT_EMPTY``), and the copy would make new ones (https://github.com/apache/airflow/issues/41160):
+    each instance of a decorated mapped task failed with "unexpected expand_input", and a
+    TriggerDagRunOperator with "'ArgNotSet' object is not an instance of 'str'". So ``NOTSET`` copies to
+    itself while the copy is made, and the empty expand input is put back afterwards.
     """
     from airflow.sdk.bases.decorator import DecoratedMappedOperator
     from airflow.sdk.definitions._internal.expandinput import EXPAND_INPUT_EMPTY
+    from airflow.serialization.definitions.notset import ArgNotSet
 
-    subset = dag.partial_subset(
-        task_ids=task_ids, include_upstream=include_upstream, include_downstream=False
-    )
+    ArgNotSet.__deepcopy__ = lambda self, memo: self  # a singleton: NOTSET, SET_DURING_EXECUTION
+    try:
+        subset = dag.partial_subset(
+            task_ids=task_ids, include_upstream=include_upstream, include_downstream=False
+        )
+    finally:
+        del ArgNotSet.__deepcopy__
     for task in subset.tasks:
         if isinstance(task, DecoratedMappedOperator) and task.expand_input == EXPAND_INPUT_EMPTY:
             task.expand_input = EXPAND_INPUT_EMPTY

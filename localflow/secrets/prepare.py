@@ -49,16 +49,18 @@ def ensure_settings_file(workspace: Path) -> None:
         files.write_new(path, files.read(example))
 
 
-def ensure_secrets(workspace: Path, env: Mapping[str, str]) -> list[str]:
-    """Make or complete ``.env`` and make ``airflow_settings.yaml``; a new Fernet key only while the
-    database holds nothing encrypted.
+def ensure_secrets(workspace: Path, env: Mapping[str, str], *, settings_file: bool = True) -> list[str]:
+    """Make or complete ``.env`` and (unless told not to) make ``airflow_settings.yaml``; a new Fernet key
+    only while the database holds nothing encrypted.
 
     Returns the names of the secrets generated.
     """
-    ensure_settings_file(workspace)
     make_state_private(workspace)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)  # the guard opens a SQLite file there
-    return store.ensure(workspace, may_generate=keyguard.generation_guard(env))
+    generated = store.ensure(workspace, may_generate=keyguard.generation_guard(env))
+    if settings_file:
+        ensure_settings_file(workspace)
+    return generated
 
 
 def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
@@ -66,7 +68,11 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
 
     Returns ``env`` with the secrets of ``.env`` under it (the process environment still wins).
     """
-    ensure_secrets(workspace, env)
+    if (
+        workspace / settings.ENV_FILE_NAME
+    ).exists():  # a mistake in it stops here, before anything is written
+        settings_check.check(store.load(workspace), settings.ENV_FILE_NAME)
+    ensure_secrets(workspace, env, settings_file=False)  # made last: a failed start writes nothing new
     own_settings = store.load(workspace)
     settings_check.check(own_settings, settings.ENV_FILE_NAME)
     effective = {**own_settings, **env}
@@ -76,6 +82,7 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
         Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), effective[ADMIN_PASSWORD]
     )
     run_airflow(["db", "migrate"], effective, "migrating the metadata database")
+    ensure_settings_file(workspace)
     return effective
 
 
