@@ -38,9 +38,8 @@ class Case(NamedTuple):
     dag_id: str
     covers: str
     state: str = "success"  # the run's final state, here and under stock
-    not_succeeded: Mapping[str, str] = MappingProxyType(
-        {}
-    )  # task → final state, for every task that does not succeed
+    # task → final state, for every task that does not succeed
+    not_succeeded: Mapping[str, str] = MappingProxyType({})
     breakpoint_text: str | None = None  # a line in a Python task body of the file (F5); None: no F5
     variable: str | None = None  # a local read at the stop, and text in its value
     value: str = ""
@@ -235,11 +234,8 @@ def not_succeeded(tasks: dict[str, str]) -> dict[str, str]:
 def test_stock_dag_test_outcome_is_the_expected_one(stock_runs, case: Case):
     """Stock dag.test() itself ends each DAG as the table says: the reference the others are held to."""
     code, state, tasks = stock_runs[case.dag_id]
-    assert (code, state, not_succeeded(tasks)) == (
-        int(case.state != "success"),
-        case.state,
-        case.not_succeeded,
-    )
+    expected = (int(case.state != "success"), case.state, dict(case.not_succeeded))
+    assert (code, state, not_succeeded(tasks)) == expected
 
 
 def ctrl_f5(env: dict[str, str], file: Path, dag_id: str) -> subprocess.CompletedProcess:
@@ -294,8 +290,8 @@ F5_CASES = [case for case in CORPUS if case.breakpoint_text]
 
 @pytest.mark.parametrize("case", params(F5_CASES))
 def test_f5_stops_in_a_task(examples: Corpus, tmp_path: Path, case: Case):
-    """ "Airflow: debug this DAG file" stops at a breakpoint in a task body of the example, with its locals,
-    and exits as dag-test does. A task that raises then stops again where it raised ("Uncaught
+    """F5 with "Airflow: debug this DAG file" stops at a breakpoint in a task body of the example, with its
+    locals, and exits as dag-test does. A task that raises then stops again where it raised ("Uncaught
     Exceptions", ticked as in VS Code by default)."""
     dag_file = examples.files[case.dag_id]
     config = launch_configuration(
