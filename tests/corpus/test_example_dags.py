@@ -41,6 +41,7 @@ class Case(NamedTuple):
     # task → final state, for every task that does not succeed
     not_succeeded: Mapping[str, str] = MappingProxyType({})
     breakpoint_text: str | None = None  # a line in a Python task body of the file (F5); None: no F5
+    task_id: str | None = None  # F5 with "debug one task" (a file of several DAGs); None: "this DAG file"
     variable: str | None = None  # a local read at the stop, and text in its value
     value: str = ""
     xfail: str | None = None  # a known localflow bug under dag-test and F5 (not in the stack)
@@ -83,7 +84,14 @@ CORPUS = [
         variable="pulled_value_1",
         value="[1, 2, 3]",
     ),
-    Case("example_xcom_args", "XComArgs, one of two DAGs in a file"),
+    Case(
+        "example_xcom_args",
+        "XComArgs, one of two DAGs in a file (F5: debug one task)",
+        breakpoint_text='log.info("The knights of Ni say',
+        task_id="print_value",
+        variable="value",
+        value="'Bring me a shrubbery!'",
+    ),
     Case("example_xcom_args_with_operators", "XComArgs with classic operators"),
     Case(
         "example_nested_branch_dag",
@@ -290,12 +298,17 @@ F5_CASES = [case for case in CORPUS if case.breakpoint_text]
 
 @pytest.mark.parametrize("case", params(F5_CASES))
 def test_f5_stops_in_a_task(examples: Corpus, tmp_path: Path, case: Case):
-    """F5 with "Airflow: debug this DAG file" stops at a breakpoint in a task body of the example, with its
-    locals, and exits as dag-test does. A task that raises then stops again where it raised ("Uncaught
+    """F5 ("Airflow: debug this DAG file", or "debug one task" in a file of several DAGs) stops at a
+    breakpoint in a task body of the example, with its locals, and exits as dag-test does. A task that raises then stops again where it raised ("Uncaught
     Exceptions", ticked as in VS Code by default)."""
     dag_file = examples.files[case.dag_id]
     config = launch_configuration(
-        LAUNCH_JSON, "Airflow: debug this DAG file", workspace=REPO, file=dag_file, python=sys.executable
+        LAUNCH_JSON,
+        "Airflow: debug one task" if case.task_id else "Airflow: debug this DAG file",
+        workspace=REPO,
+        file=dag_file,
+        python=sys.executable,
+        inputs={"dagId": case.dag_id, "taskId": case.task_id or ""},
     )
     config["env"] = examples.env
     line = line_of(dag_file, case.breakpoint_text)
