@@ -1,0 +1,1 @@
+"""Tests on a corpus of DAGs that are not ours: Airflow's own examples."""
