@@ -44,16 +44,11 @@ class Case(NamedTuple):
     task_id: str | None = None  # F5 with "debug one task" (a file of several DAGs); None: "this DAG file"
     variable: str | None = None  # a local read at the stop, and text in its value
     value: str = ""
-    xfail: str | None = None  # a known localflow bug under dag-test and F5 (not in the stack)
     stack_state: str | None = None  # the run's final state in the stack, when not ``state``
 
 
 # The selection: every DAG that runs in the tests. The other DAGs of these files are parsed only
 # (example_assets' other consumers and example_time_delta_sensor_async, which waits 30 s; its 2 s copy runs).
-DAG_TEST_DEEPCOPY_BUG = (
-    "localflow bug: dag-test deep-copies the DAG (without_retry_waits), which breaks Airflow's sentinels "
-    "compared by identity (NOTSET, EXPAND_INPUT_EMPTY); stock dag.test() succeeds"
-)
 CORPUS = [
     Case(
         "tutorial_taskflow_api",
@@ -123,8 +118,15 @@ CORPUS = [
         breakpoint_text='return f"[ Task1 {value} ]"',
         variable="value",
     ),
-    Case("example_dynamic_task_mapping", "dynamic task mapping", xfail=DAG_TEST_DEEPCOPY_BUG),
-    Case("example_task_mapping_second_order", "mapping over a mapped task", xfail=DAG_TEST_DEEPCOPY_BUG),
+    Case(
+        "example_dynamic_task_mapping",
+        "dynamic task mapping (F5: debug one task, after its mapped upstream)",
+        breakpoint_text='print(f"Total was {total}")',
+        task_id="sum_it",
+        variable="total",
+        value="9",
+    ),
+    Case("example_task_mapping_second_order", "mapping over a mapped task"),
     Case("example_task_group_mapping", "a mapped task group"),
     Case(
         "example_setup_teardown_taskflow",
@@ -146,7 +148,6 @@ CORPUS = [
     Case(
         "example_trigger_controller_dag",
         "TriggerDagRunOperator (its target's run is created; the stack runs it)",
-        xfail=DAG_TEST_DEEPCOPY_BUG,
     ),
     Case(
         "example_trigger_target_dag",
@@ -171,16 +172,9 @@ TRIGGERED_BY_OTHERS = {
 }
 
 
-def params(cases, *, xfail: bool = True):
-    """Cases as pytest params by dag_id; a known bug as a strict xfail."""
-    return [
-        pytest.param(
-            case,
-            id=case.dag_id,
-            marks=[pytest.mark.xfail(strict=True, reason=case.xfail)] if xfail and case.xfail else [],
-        )
-        for case in cases
-    ]
+def params(cases):
+    """Cases as pytest params, by dag_id."""
+    return [pytest.param(case, id=case.dag_id) for case in cases]
 
 
 class Corpus(NamedTuple):
@@ -238,7 +232,7 @@ def not_succeeded(tasks: dict[str, str]) -> dict[str, str]:
     return {task: state for task, state in tasks.items() if state != "success"}
 
 
-@pytest.mark.parametrize("case", params(CORPUS, xfail=False))
+@pytest.mark.parametrize("case", params(CORPUS))
 def test_stock_dag_test_outcome_is_the_expected_one(stock_runs, case: Case):
     """Stock dag.test() itself ends each DAG as the table says: the reference the others are held to."""
     code, state, tasks = stock_runs[case.dag_id]
