@@ -45,9 +45,9 @@ class Row(NamedTuple):
     cold_runner: bool = False
 
 
-def configurations(dag_id: str) -> dict[str, Row]:
-    """The rows: our launch.json configuration (first F5, later ones, without the runner), and stock F5."""
-    dag_file = REPO / "dags" / f"{dag_id}.py"
+def f5_configurations(dag_file: Path) -> tuple[dict, dict]:
+    """launch.json's "Airflow: debug this DAG file" on ``dag_file``: as shipped, and without the warm
+    runner (``pythonArgs``), which is what stock rows start from."""
     ours = launch_configuration(
         REPO / ".vscode" / "launch.json",
         "Airflow: debug this DAG file",
@@ -55,7 +55,12 @@ def configurations(dag_id: str) -> dict[str, Row]:
         file=dag_file,
         python=sys.executable,
     )
-    direct = {key: value for key, value in ours.items() if key != "pythonArgs"}
+    return ours, {key: value for key, value in ours.items() if key != "pythonArgs"}
+
+
+def configurations(dag_id: str) -> dict[str, Row]:
+    """The rows: our launch.json configuration (first F5, later ones, without the runner), and stock F5."""
+    ours, direct = f5_configurations(REPO / "dags" / f"{dag_id}.py")
     return {
         "localflow, first F5 (starts the warm runner)": Row(ours, {}, cold_runner=True),
         "localflow `Airflow: debug this DAG file`": Row(ours, {}),
@@ -97,14 +102,7 @@ def failing_rows(dags: Path) -> tuple[Path, dict[str, Row]]:
     """The failing DAG in its own DAGs folder, and the two configurations that run it."""
     dag_file = dags / "failing.py"
     dag_file.write_text(failing_dag_source(retries=1, retry_delay=30))
-    ours = launch_configuration(
-        REPO / ".vscode" / "launch.json",
-        "Airflow: debug this DAG file",
-        workspace=REPO,
-        file=dag_file,
-        python=sys.executable,
-    )
-    direct = {key: value for key, value in ours.items() if key != "pythonArgs"}
+    ours, direct = f5_configurations(dag_file)
     settings = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
     return dag_file, {
         "localflow `Airflow: debug this DAG file`": Row(ours, settings),

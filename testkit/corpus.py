@@ -95,17 +95,22 @@ print(json.dumps({
 """
 
 
-def parse_folder(env: dict[str, str]) -> dict:
-    """The DAGs folder of ``env`` parsed by a DagBag: dag_id → task ids, dag_id → file, file → import error."""
-    result = subprocess.run(
-        [sys.executable, "-c", PARSE_SCRIPT],
+def run_script(env: dict[str, str], script: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """``python -c SCRIPT ARGS`` in the repository with ``env``; output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
+
+
+def parse_folder(env: dict[str, str]) -> dict:
+    """The DAGs folder of ``env`` parsed by a DagBag: dag_id → task ids, dag_id → file, file → import error."""
+    result = run_script(env, PARSE_SCRIPT, timeout=300)
     assert result.returncode == 0, f"parsing failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -128,15 +133,7 @@ def stock_dag_tests(env: dict[str, str], runs: Iterable[tuple[Path, str]]) -> di
     """Run ``dag-test FILE --dag-id ID --stock`` for each (file, dag_id) in one interpreter; exit codes by dag_id."""
     runs = list(runs)
     argument = json.dumps([(str(file), dag_id) for file, dag_id in runs])
-    result = subprocess.run(
-        [sys.executable, "-c", STOCK_SCRIPT, argument],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = run_script(env, STOCK_SCRIPT, argument, timeout=900)
     lines = [line for line in result.stdout.splitlines() if line.startswith("exit codes: ")]
     assert result.returncode == 0 and lines, (
         f"stock runs failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
