@@ -12,11 +12,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import settings, settings_check
+from localflow import envfile, settings, settings_check
 from localflow.airflow_cli import run_airflow
 from localflow.errors import LocalflowError
 from localflow.secrets import files, keyguard, passwords, store
-from localflow.secrets.rules import ADMIN_PASSWORD
+from localflow.secrets.rules import ADMIN_PASSWORD, SECRETS
 
 # backend.FILE_NAME and backend.EXAMPLE_NAME: not imported from there, which would import Airflow.
 SETTINGS_FILE_NAME = "airflow_settings.yaml"
@@ -68,10 +68,13 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
 
     Returns ``env`` with the secrets of ``.env`` under it (the process environment still wins).
     """
-    if (
-        workspace / settings.ENV_FILE_NAME
-    ).exists():  # a mistake in it stops here, before anything is written
-        settings_check.check(store.load(workspace), settings.ENV_FILE_NAME)
+    # A mistake in a complete .env stops here, before anything is written (one with a secret missing goes
+    # first to ensure_secrets, whose key guard says best what a missing Fernet key means).
+    env_file = workspace / settings.ENV_FILE_NAME
+    if env_file.exists():
+        existing = envfile.load(env_file)
+        if all(existing.get(secret.name) for secret in SECRETS):
+            settings_check.check(existing, settings.ENV_FILE_NAME)
     ensure_secrets(workspace, env, settings_file=False)  # made last: a failed start writes nothing new
     own_settings = store.load(workspace)
     settings_check.check(own_settings, settings.ENV_FILE_NAME)
