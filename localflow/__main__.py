@@ -112,10 +112,10 @@ def _test(args: list[str]) -> int:
     # from the session too, for a bare pytest): a shell's AIRFLOW_HOME or Fernet key must not reach them.
     from localflow import settings
 
-    ignored = sorted(name for name in os.environ if settings.workspace_owns(name))
+    env = settings.without_owned(os.environ)
+    ignored = sorted(set(os.environ) - set(env))
     if ignored:
         print(settings.shell_notice(ignored), file=sys.stderr, flush=True)
-    env = {name: value for name, value in os.environ.items() if name not in ignored}
     return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE, env=env)
 
 

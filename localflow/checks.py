@@ -22,8 +22,6 @@ from localflow import bootstrap, settings
 from localflow.errors import LocalflowError
 
 INTEGRITY_TEST = "tests/dags/test_dag_integrity.py"
-SETTINGS_FILE = "airflow_settings.yaml"
-SETTINGS_EXAMPLE = "airflow_settings.example.yaml"
 
 
 @dataclass(frozen=True)
@@ -65,11 +63,10 @@ def dag_test_environment(workspace: Path, home: Path, secrets: Mapping[str, str]
     Connections and variables come from ``airflow_settings.yaml``, or on a fresh clone (CI) from the
     example it would be made from.
     """
-    settings_file = workspace / SETTINGS_FILE
+    settings_file = workspace / settings.SETTINGS_FILE_NAME
     if not settings_file.exists():
-        settings_file = workspace / SETTINGS_EXAMPLE
-    base = {name: value for name, value in os.environ.items() if not settings.workspace_owns(name)}
-    base |= {
+        settings_file = workspace / settings.SETTINGS_EXAMPLE_NAME
+    base = settings.without_owned(os.environ) | {
         settings.CALLER_ENV: "1",
         "LOCALFLOW_WORKSPACE": str(workspace),
         "LOCALFLOW_SETTINGS_FILE": str(settings_file),
@@ -87,7 +84,7 @@ def steps(workspace: Path, home: Path, secrets: Mapping[str, str]) -> list[Step]
     """Every step of the check, in order."""
     python = sys.executable
     # The test session makes its own home and secrets (tests/conftest.py); a shell's must not reach it.
-    test_env = {name: value for name, value in os.environ.items() if not settings.workspace_owns(name)}
+    test_env = settings.without_owned(os.environ)
     test_env["LOCALFLOW_WORKSPACE"] = str(workspace)  # the integrity test parses this workspace's dags/
     files = dag_files(workspace)
     dag_env = dag_test_environment(workspace, home, secrets)

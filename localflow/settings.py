@@ -16,6 +16,9 @@ from localflow import envfile
 WORKSPACE = Path(os.environ.get("LOCALFLOW_WORKSPACE", Path(__file__).resolve().parent.parent))
 SHARED_SETTINGS_FILE = Path(__file__).resolve().parent / "airflow.env"
 ENV_FILE_NAME = ".env"
+# Connections and variables (read by secrets/backend.py, which keeps its own copy: it imports no localflow).
+SETTINGS_FILE_NAME = "airflow_settings.yaml"
+SETTINGS_EXAMPLE_NAME = "airflow_settings.example.yaml"
 STATE_DIR_NAME = ".airflow"  # AIRFLOW_HOME of native runs: database, logs, generated passwords file
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
 ADMIN_USER = "admin"
@@ -65,6 +68,11 @@ def workspace_owns(name: str) -> bool:
     return any(name.removesuffix(suffix) in WORKSPACE_OWNED for suffix in ("", "_CMD", "_SECRET"))
 
 
+def without_owned(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the settings the workspace owns (what a shell may not decide)."""
+    return {name: value for name, value in environ.items() if not workspace_owns(name)}
+
+
 def native_environment(
     workspace: Path = WORKSPACE, base: Mapping[str, str] | None = None, *, read_env_file: bool = True
 ) -> dict[str, str]:
@@ -93,7 +101,7 @@ def native_environment(
         env.update(own)
         env.update(base)
     else:
-        env.update({name: value for name, value in base.items() if not workspace_owns(name)})
+        env.update(without_owned(base))
         env.update(own)
     # Set, not left to Airflow's default: code that adds this to its own environment (os.environ.update)
     # must replace a shell's AIRFLOW_CONFIG, whose file may set another database or DAGs folder.

@@ -21,10 +21,7 @@ from testkit.environment import REPO, PostgresDatabases, airflow_environment, ru
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="localflow-tests-"))
 # A user's shell (`export AIRFLOW_HOME=~/airflow`, a stale AIRFLOW__CORE__FERNET_KEY) must not reach the
 # tests: what the workspace owns is the session's own, as in `python -m localflow test`.
-settings.use_environment(
-    {name: value for name, value in os.environ.items() if not settings.workspace_owns(name)}
-    | airflow_environment(_SESSION_HOME)
-)
+settings.use_environment(settings.without_owned(os.environ) | airflow_environment(_SESSION_HOME))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

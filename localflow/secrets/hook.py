@@ -32,14 +32,14 @@ def main(argv: list[str]) -> int:
     if argv:
         raise LocalflowError("usage: python -m localflow secrets [get NAME | new-fernet-key]")
     # The key guard runs here too: a new Fernet key over encrypted data would make it unreadable.
-    from localflow.secrets.prepare import SETTINGS_EXAMPLE_NAME, SETTINGS_FILE_NAME, ensure_secrets
+    from localflow.secrets.prepare import ensure_secrets
 
-    settings_path = settings.WORKSPACE / SETTINGS_FILE_NAME
+    settings_path = settings.WORKSPACE / settings.SETTINGS_FILE_NAME
     had_settings = os.path.lexists(settings_path)
     generated = ensure_secrets(settings.WORKSPACE, settings.current_environment())
     if not had_settings and settings_path.exists():
         print(
-            f"{settings_path}: made from {SETTINGS_EXAMPLE_NAME}; put your connections and variables there."
+            f"{settings_path}: made from {settings.SETTINGS_EXAMPLE_NAME}; put your connections and variables there."
         )
     env_path = settings.WORKSPACE / settings.ENV_FILE_NAME
     if generated:

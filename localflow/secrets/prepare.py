@@ -18,10 +18,6 @@ from localflow.errors import LocalflowError
 from localflow.secrets import files, keyguard, passwords, store
 from localflow.secrets.rules import ADMIN_PASSWORD, SECRETS
 
-# backend.FILE_NAME and backend.EXAMPLE_NAME: not imported from there, which would import Airflow.
-SETTINGS_FILE_NAME = "airflow_settings.yaml"
-SETTINGS_EXAMPLE_NAME = "airflow_settings.example.yaml"
-
 
 def make_state_private(workspace: Path) -> None:
     """``.airflow/`` (database, task logs, passwords file) readable by its owner only.
@@ -43,8 +39,8 @@ def ensure_settings_file(workspace: Path) -> None:
 
     An existing file, or a symbolic link even to nothing, is never written (``files.write_new``).
     """
-    path = workspace / SETTINGS_FILE_NAME
-    example = workspace / SETTINGS_EXAMPLE_NAME
+    path = workspace / settings.SETTINGS_FILE_NAME
+    example = workspace / settings.SETTINGS_EXAMPLE_NAME
     if not os.path.lexists(path) and example.is_file():
         files.write_new(path, files.read(example))
 

@@ -281,10 +281,11 @@ def test_example_file_is_valid(tmp_path: Path, caplog):
 
 
 def test_names_match_what_prepare_makes():
-    """``secrets`` makes the file the backend reads (prepare keeps its own copy of the names)."""
-    from localflow.secrets import prepare
+    """``secrets`` makes the file the backend reads (localflow.settings names it; the backend keeps its own
+    copy, since it imports no localflow module)."""
+    from localflow import settings
 
-    assert (prepare.SETTINGS_FILE_NAME, prepare.SETTINGS_EXAMPLE_NAME) == (
+    assert (settings.SETTINGS_FILE_NAME, settings.SETTINGS_EXAMPLE_NAME) == (
         backend.FILE_NAME,
         backend.EXAMPLE_NAME,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from localflow import settings
 from localflow.secrets import prepare
 from testkit.native_stack import make_workspace, run_localflow, stack_environment
 
@@ -43,7 +44,7 @@ SETTINGS_CASES = [
 def test_settings_file_is_made_from_the_example_once(tmp_path: Path, before: str, after: str | None):
     """``secrets`` (every start) copies the example to airflow_settings.yaml, mode 0600, only if nothing is there."""
     workspace = make_workspace(tmp_path / "workspace")
-    path = workspace / prepare.SETTINGS_FILE_NAME
+    path = workspace / settings.SETTINGS_FILE_NAME
     target = tmp_path / "dotfiles" / "airflow_settings.yaml"
     target.parent.mkdir()
     if before == "file":
@@ -54,7 +55,7 @@ def test_settings_file_is_made_from_the_example_once(tmp_path: Path, before: str
         path.symlink_to(target)
     for _ in range(2):
         prepare.ensure_settings_file(workspace)
-    example = (workspace / prepare.SETTINGS_EXAMPLE_NAME).read_text()
+    example = (workspace / settings.SETTINGS_EXAMPLE_NAME).read_text()
     assert (path.read_text() if path.exists() else None) == {"example": example}.get(after, after)
     assert target.exists() == (before == "link")
     if before == "missing":
