@@ -189,7 +189,21 @@ class AirflowClient:
 
         return wait_until(finished, timeout, interval=interval, what=f"run {run_id} of {dag_id} finished")
 
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> list[str]:
+        """The events of a task instance's log, in the order the UI shows them."""
+        run = urllib.parse.quote(run_id, safe="")
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/logs/{try_number}"
+        body = self.get(f"{path}?full_content=true&map_index={map_index}")
+        return [event if isinstance(event, str) else str(event.get("event", "")) for event in body["content"]]
+
     # --- parsing -------------------------------------------------------------------------------------
+
+    def import_errors(self) -> dict[str, str]:
+        """The import errors the UI shows: file (relative to its bundle) → the error's traceback."""
+        body = self.get("/api/v2/importErrors?limit=100")
+        return {error["filename"]: error["stack_trace"] for error in body["import_errors"]}
 
     def file_tokens(self, bundle: str) -> dict[str, str]:
         """``relative_fileloc`` → ``file_token`` of every file of ``bundle`` that holds or held a DAG."""

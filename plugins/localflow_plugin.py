@@ -3,6 +3,8 @@
 * When an Airflow job starts (scheduler, triggerer, dag-processor): the job passes over the runs that F5 /
   ``dag-test`` makes, which run their tasks themselves (``localflow/debugging/isolation.py``), and a DAG
   file whose parsing process dies shows an import error (``localflow/stack/parse_guard.py``).
+* In each task the stack runs: ``print()`` lines reach the task's log in the order they were printed, so
+  the log view shows them where they belong (``localflow/stack/task_output.py``).
 * In each task: with ``LOCALFLOW_DEBUG_TASKS`` set in ``.env`` (e.g. ``example_etl.transform``,
   ``example_etl`` or ``*``) and the stack restarted, matching tasks wait in their own process for a
   debugger on 127.0.0.1:5678 before they execute; VS Code: "Airflow: attach to a scheduled task"
@@ -20,11 +22,11 @@ from airflow.plugins_manager import AirflowPlugin
 
 try:
     from localflow.debugging import isolation, support
-    from localflow.stack import parse_guard
+    from localflow.stack import parse_guard, task_output
 except ImportError:  # a component started outside the workspace root: the package is beside plugins/
     sys.path.append(str(Path(__file__).resolve().parent.parent))
     from localflow.debugging import isolation, support
-    from localflow.stack import parse_guard
+    from localflow.stack import parse_guard, task_output
 
 
 class JobStartListener:
@@ -40,8 +42,32 @@ class JobStartListener:
             parse_guard.record_deaths()
 
 
+class TaskOutputListener:
+    """Sends a supervised task's ``print()`` lines to its log while it runs (``task_output``)."""
+
+    @hookimpl
+    def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+        """Airflow calls it in the task's process before the task executes."""
+        task_output.log_prints()
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+        """Airflow calls it in the task's process after the task succeeded."""
+        task_output.stop_logging_prints()
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        """Airflow calls it in the task's process after the task failed."""
+        task_output.stop_logging_prints()
+
+    @hookimpl
+    def on_task_instance_skipped(self, previous_state: Any, task_instance: Any) -> None:
+        """Airflow calls it in the task's process after the task was skipped."""
+        task_output.stop_logging_prints()
+
+
 class LocalflowPlugin(AirflowPlugin):
-    """Registers the listeners: localflow's behaviour in the jobs, selected tasks waiting for a debugger."""
+    """Registers the listeners: localflow's behaviour in jobs and tasks, tasks waiting for a debugger."""
 
     name = "localflow"
-    listeners = [JobStartListener(), support.WaitForDebuggerListener()]  # noqa: RUF012 - Airflow's plugin interface
+    listeners = [JobStartListener(), TaskOutputListener(), support.WaitForDebuggerListener()]  # noqa: RUF012 - Airflow's plugin interface

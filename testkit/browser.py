@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+SCREENSHOTS = "LOCALFLOW_SCREENSHOTS"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # Headless, and quiet on a machine without internet: without the background-networking flags Chromium
 # keeps opening connections that a closed network refuses. No sandbox: CI runs as root.
@@ -99,6 +101,44 @@ class Browser:
         for dag_id in dag_ids:
             self.wait_for(f"//a[normalize-space()='{dag_id}']", f"{dag_id} in the DAG list")
         self.wait_for(f"//*[normalize-space()='{len(dag_ids)} Dags']", f"{len(dag_ids)} DAGs in the list")
+
+    def open_task_log(self, base_url: str, dag_id: str, run_id: str, task_id: str) -> None:
+        """Open a task instance's page, whose first tab is its log."""
+        run = urllib.parse.quote(run_id, safe="")
+        self.open(f"{base_url}/dags/{dag_id}/runs/{run}/tasks/{task_id}")
+        self.wait_for("//*[@data-testid='virtualized-list']", f"the log of {dag_id}.{task_id}")
+
+    def wait_for_log_line(self, text: str, timeout: float = 60) -> WebElement:
+        """A line of the open log view that contains ``text``, shown (not folded into a group)."""
+        return self.wait_for(
+            f"//*[@data-testid='virtualized-list']//*[contains(normalize-space(), {xpath_string(text)})]",
+            f"the log line {text!r}",
+            timeout,
+        )
+
+    def open_import_errors(self) -> WebElement:
+        """On the DAG list (the page must be open): click the import-error badge; the dialog it opens."""
+        self.wait_for(
+            "//button[@aria-label='Dag Import Error']",
+            "the import-error badge of the DAG list",
+            clickable=True,
+        ).click()
+        return self.wait_for("//*[@role='dialog']", "the dialog listing the import errors")
+
+    def save_for_docs(self, name: str) -> None:
+        """With ``LOCALFLOW_SCREENSHOTS`` set (a folder), save the page there as ``name``: the README's
+        pictures come from the UI tests (docs/development.md), never from a hand-made capture."""
+        if folder := os.environ.get(SCREENSHOTS):
+            target = Path(folder)
+            target.mkdir(parents=True, exist_ok=True)
+            self.driver.save_screenshot(str(target / name))
+
+
+def xpath_string(text: str) -> str:
+    """``text`` as an XPath 1.0 string literal (which has no escapes: quotes are joined with concat)."""
+    if "'" not in text:
+        return f"'{text}'"
+    return "concat(" + ', "\'", '.join(f"'{part}'" for part in text.split("'")) + ")"
 
 
 @contextmanager

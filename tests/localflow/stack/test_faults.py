@@ -238,8 +238,7 @@ def test_broken_dag_files_are_import_errors_and_the_rest_runs(tmp_path: Path, po
         seen: dict[str, list[str]] = {}
 
         def all_listed() -> tuple[dict[str, str], set[str]] | None:
-            errors = running.api.get("/api/v2/importErrors")["import_errors"]
-            files = {Path(error["filename"]).name: error["stack_trace"] for error in errors}
+            files = running.api.import_errors()
             dags = {dag["dag_id"] for dag in running.api.dags()}
             seen.update(import_errors=sorted(files), dags=sorted(dags))
             return (files, dags) if files.keys() >= broken_files and dags >= good_dags else None

@@ -42,10 +42,7 @@ def test_every_broken_file_shows_an_import_error_naming_it(tmp_path: Path):
             path = workspace / "dags" / name
             path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
 
-        def errors() -> dict[str, str]:
-            body = stack.api.get("/api/v2/importErrors?limit=100")
-            return {Path(error["filename"]).name: error["stack_trace"] for error in body["import_errors"]}
-
+        errors = stack.api.import_errors
         with stack.output_on_timeout():
             wait_until(
                 lambda: set(BROKEN_FILES) <= set(errors()), 180, interval=1, what="an import error per file"

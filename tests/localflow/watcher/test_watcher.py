@@ -239,8 +239,7 @@ def tasks(stack: RunningStack, dag_id: str) -> set[str]:
 
 def import_error_files(stack: RunningStack) -> set[str]:
     """File names with a recorded import error."""
-    body = stack.api.request("GET", "/api/v2/importErrors")[1]
-    return {Path(error["filename"]).name for error in body.get("import_errors", [])}
+    return {Path(filename).name for filename in stack.api.import_errors()}
 
 
 @pytest.mark.stack
