@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from localflow.polling import wait_until
 from localflow.secrets import rules
 from testkit import debug_runs
 from testkit.browser import chromium
@@ -159,14 +160,32 @@ def test_rest_dag_runs_succeed_on_the_published_port(stack: Stack, finished_runs
     )
 
 
-def test_ui_logs_in_on_the_published_port(stack: Stack, tmp_path: Path):
+def test_ui_logs_in_on_the_published_port(stack: Stack, finished_run: dict, tmp_path: Path):
     """The Airflow UI (the port VS Code forwards as "Airflow UI") takes the admin and the generated
-    password, in a real headless Chromium, and lists every example DAG."""
-    stack.wait_for_dags(EXAMPLE_DAGS)
+    password, in a real headless Chromium, lists every example DAG, shows the line a task printed in its
+    log view, and a broken DAG file saved on the host in the import-error dialog."""
+    url = f"http://127.0.0.1:{stack.port}"
     with chromium(tmp_path) as browser:
-        browser.open(f"http://127.0.0.1:{stack.port}/dags")
+        browser.open(f"{url}/dags")
         browser.log_in("admin", stack.secret_values()[rules.ADMIN_PASSWORD])
         browser.wait_for_dag_list(EXAMPLE_DAGS)
+
+        browser.open_task_log(url, DAG_ID, finished_run["dag_run_id"], "load")
+        browser.wait_for_log_line("Loaded 3 orders, total 1236.70")
+
+        broken = stack.workspace / "dags" / "broken_in_container.py"
+        broken.write_text("from airflow.sdk import dag\n\nimport a_module_nobody_installed\n")
+        try:
+            wait_until(
+                lambda: "broken_in_container.py" in stack.api.import_errors(), 120, what="the import error"
+            )
+            browser.open(f"{url}/dags")
+            browser.open_import_errors()
+            browser.wait_for(
+                "//*[@role='dialog']//*[contains(normalize-space(), 'broken_in_container.py')]", "the file"
+            )
+        finally:
+            broken.unlink()
 
 
 def test_task_log_is_readable_through_the_api(stack: Stack, finished_run: dict):
