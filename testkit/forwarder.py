@@ -4,7 +4,8 @@ Like the forwarder, it terminates TLS for ``https://<codespace>-<port>.<domain>`
 self-signed certificate), passes each request on to the api-server with the Host header rewritten to
 ``localhost:<port>`` and ``X-Forwarded-Proto/-Host/-For`` set, and streams the answer back unchanged. It
 listens on 127.0.0.1 only; Chromium reaches it under the public name through ``chromium_arguments``. It
-logs every request it forwards, so a test can show that no task went through it.
+logs every request it forwards, so a test can show that no task went through it. ``log_in_and_trigger``
+is what a user then does there, shared by the native and the compose test.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from localflow.polling import wait_until
+from testkit.browser import Browser
 from testkit.environment import free_port
 
 # Per connection, not end to end: a proxy never passes these on (RFC 9110, section 7.6.1).
@@ -179,3 +181,35 @@ def forwarder(public_url: str, upstream_port: int, folder: Path) -> Iterator[For
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def log_in_and_trigger(
+    browser: Browser, proxy: Forwarder, password: str, dag_id: str
+) -> tuple[str, list[str]]:
+    """Open ``dag_id``'s page at the public address, log in as admin, trigger it with the UI's button and
+    wait until the page shows the run succeed; return the run id and each address the browser was at."""
+    landed: list[str] = []
+    # Not logged in: the UI sends the browser to the login page, then back to the page asked for.
+    browser.open(f"{proxy.public_url}/dags/{dag_id}")
+    browser.wait_for("//*[normalize-space()='Sign into Airflow']", "the login page")
+    landed.append(browser.url)
+    browser.log_in("admin", password)
+    trigger = browser.wait_for(
+        "//button[@aria-label='Trigger Dag']", f"the DAG page of {dag_id}", clickable=True
+    )
+    landed.append(browser.url)
+    trigger.click()
+    browser.wait_for(
+        f"//*[@role='dialog'][.//*[normalize-space()='Trigger Dag - {dag_id}']]//button[normalize-space()='Trigger']",
+        "the Trigger button of the trigger dialog",
+        clickable=True,
+    ).click()
+    run_id = browser.wait_for("//h2[starts-with(normalize-space(), 'manual__')]", "the new run").text
+    browser.wait_for(
+        f"//h2[normalize-space()='{run_id}']/following-sibling::*[@data-testid='state-badge']"
+        "[normalize-space()='Success']",
+        f"{run_id} succeeding",
+        timeout=240,
+    )
+    landed.append(browser.url)
+    return run_id, landed

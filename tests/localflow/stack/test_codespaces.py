@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from testkit.browser import chromium
-from testkit.forwarder import Forwarder, forwarder
+from testkit.forwarder import Forwarder, forwarder, log_in_and_trigger
 from testkit.native_stack import RunningStack, running_stack
 
 pytestmark = pytest.mark.stack
@@ -73,34 +73,10 @@ def test_log_in_and_run_a_dag_through_the_forwarder(codespace):
     stack, proxy, root = codespace
     with stack.output_on_timeout():
         stack.api.wait_for_dags(["example_etl"])
-    landed: list[str] = []
     with chromium(root, proxy.chromium_arguments()) as browser:
-        # Not logged in: the UI sends the browser to the login page with `next` on the public address,
-        # which Airflow accepts only when it knows that address.
-        browser.open(f"{proxy.public_url}/dags/example_etl")
-        browser.wait_for("//*[normalize-space()='Sign into Airflow']", "the login page")
-        landed.append(browser.url)
-        browser.log_in("admin", stack.admin_password)
-        browser.wait_for(
-            "//button[@aria-label='Trigger Dag']", "the DAG page of example_etl", clickable=True
-        ).click()
-        landed.append(browser.url)
+        run_id, landed = log_in_and_trigger(browser, proxy, stack.admin_password, "example_etl")
         token = next(cookie for cookie in browser.driver.get_cookies() if cookie["name"] == "_token")
         assert token["secure"], token
-        browser.wait_for(
-            "//*[@role='dialog'][.//*[normalize-space()='Trigger Dag - example_etl']]"
-            "//button[normalize-space()='Trigger']",
-            "the Trigger button of the trigger dialog",
-            clickable=True,
-        ).click()
-        run_id = browser.wait_for("//h2[starts-with(normalize-space(), 'manual__')]", "the new run").text
-        browser.wait_for(
-            f"//h2[normalize-space()='{run_id}']/following-sibling::*[@data-testid='state-badge']"
-            "[normalize-space()='Success']",
-            f"{run_id} succeeding",
-            timeout=180,
-        )
-        landed.append(browser.url)
 
     assert landed[0].startswith(f"{proxy.public_url}/auth/login?next="), landed
     assert landed[1] == f"{proxy.public_url}/dags/example_etl", landed
