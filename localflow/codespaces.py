@@ -2,7 +2,8 @@
 
 In a Codespace the browser reaches a forwarded port at ``https://<CODESPACE_NAME>-<port>.<domain>``
 through a proxy that terminates TLS and rewrites the Host header; Airflow must know that address
-(``[api] base_url``) to accept its own login redirects. Standard library only, no localflow import: the
+(``[api] base_url``) for the links it makes (a task's log URL) and to accept a login link back to it.
+Standard library only, no localflow import: the
 container's entrypoint (root, before the command) uses it as well as ``settings``. docs/containers.md,
 "Codespaces".
 """

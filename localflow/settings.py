@@ -111,7 +111,8 @@ def native_environment(
     if database_url.startswith("postgresql"):
         env.setdefault("AIRFLOW_CONN_LOCALFLOW_POSTGRES", "postgresql://" + database_url.split("://", 1)[1])
     # In a Codespace the browser reaches the UI through the forwarder's https address, which Airflow must
-    # know to accept its own login redirects; an AIRFLOW__API__BASE_URL of .env or the shell wins.
+    # know for the links it makes and the login links it accepts; an AIRFLOW__API__BASE_URL of .env or the
+    # shell wins.
     public_url = codespaces.base_url(env, env["AIRFLOW__API__PORT"])
     if public_url:
         env[codespaces.BASE_URL] = public_url
