@@ -5,9 +5,10 @@
 - ``debugging/``: ``dag-test`` (F5), debugger support inside tasks, the warm debug runner.
 - ``watcher/``: the dag watcher that reparses a saved file at once.
 - ``container/``: the image's entrypoint and healthchecks.
-- Shared: ``settings`` (+ ``airflow.env``), ``envfile`` (the KEY=VALUE syntax), ``settings_check``, ``errors``, ``bootstrap`` (standard
-  library only), ``rest`` (the one Airflow REST client), ``polling``, ``airflow_cli``, ``stopping``,
-  ``internals`` (the private Airflow and CPython internals we rely on).
+- Shared: ``settings`` (+ ``airflow.env``), ``codespaces`` (a Codespace's UI address), ``envfile`` (the
+  KEY=VALUE syntax), ``settings_check``, ``errors``, ``bootstrap`` (standard library only), ``rest`` (the
+  one Airflow REST client), ``polling``, ``airflow_cli``, ``stopping``, ``internals`` (the private Airflow
+  and CPython internals we rely on).
 
 Subpackages import shared modules, never the other way round, and no subpackage imports another except
 through the dependencies their docstrings name.

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import envfile
+from localflow import codespaces, envfile
 
 WORKSPACE = Path(os.environ.get("LOCALFLOW_WORKSPACE", Path(__file__).resolve().parent.parent))
 SHARED_SETTINGS_FILE = Path(__file__).resolve().parent / "airflow.env"
@@ -110,7 +110,14 @@ def native_environment(
     database_url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if database_url.startswith("postgresql"):
         env.setdefault("AIRFLOW_CONN_LOCALFLOW_POSTGRES", "postgresql://" + database_url.split("://", 1)[1])
-    # Tasks reach the api-server's execution API; it must follow wherever the api-server listens.
+    # In a Codespace the browser reaches the UI through the forwarder's https address, which Airflow must
+    # know for the links it makes and the login links it accepts; an AIRFLOW__API__BASE_URL of .env or the
+    # shell wins.
+    public_url = codespaces.base_url(env, env["AIRFLOW__API__PORT"])
+    if public_url:
+        env[codespaces.BASE_URL] = public_url
+    # Tasks reach the api-server's execution API; it must follow wherever the api-server listens. Always
+    # set: left unset, Airflow derives it from [api] base_url, i.e. tasks would go through a public proxy.
     env.setdefault(
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
         f"http://{api_host(env)}:{env['AIRFLOW__API__PORT']}/execution/",
@@ -153,3 +160,8 @@ def api_host(env: Mapping[str, str]) -> str:
 def api_url(env: Mapping[str, str]) -> str:
     """Base URL of the api-server (UI and REST API)."""
     return f"http://{api_host(env)}:{env.get('AIRFLOW__API__PORT', '8080')}"
+
+
+def ui_url(env: Mapping[str, str]) -> str:
+    """Where a person opens the UI: ``[api] base_url`` when set (a Codespace's forwarded address)."""
+    return env.get(codespaces.BASE_URL) or api_url(env)

@@ -142,8 +142,10 @@ def xpath_string(text: str) -> str:
 
 
 @contextmanager
-def chromium(artifacts: Path) -> Iterator[Browser]:
-    """A headless Chromium for the block; ``artifacts`` receives a screenshot when a wait fails."""
+def chromium(artifacts: Path, arguments: tuple[str, ...] = ()) -> Iterator[Browser]:
+    """A headless Chromium for the block; ``artifacts`` receives a screenshot when a wait fails.
+
+    ``arguments``: more command-line switches (e.g. ``testkit/forwarder.py``'s host mapping)."""
     chromedriver = _installed("LOCALFLOW_CHROMEDRIVER", ("chromedriver",))
     binary = _installed("LOCALFLOW_CHROMIUM", CHROMIUM_NAMES)
     if not chromedriver or not binary:
@@ -153,7 +155,7 @@ def chromium(artifacts: Path) -> Iterator[Browser]:
         )
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for argument in CHROMIUM_ARGUMENTS:
+    for argument in (*CHROMIUM_ARGUMENTS, *arguments):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(chromedriver))
     try:

@@ -38,14 +38,16 @@ def clean_copy(destination: Path) -> Path:
     return destination
 
 
-def compose(project_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run ``docker compose ARGS`` in ``project_dir`` (no engine is contacted by ``config``)."""
+def compose(project_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``docker compose ARGS`` in ``project_dir`` (no engine is contacted by ``config``); ``env``: the
+    shell's environment (default: this process's)."""
     return subprocess.run(
         [*compose_cli(), "--project-directory", str(project_dir), *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
+        env=env,
     )
 
 

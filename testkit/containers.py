@@ -203,6 +203,7 @@ class Stack:
     port: int
     up_output: str = ""
     created_images: set[str] = field(default_factory=set)
+    extra_env: dict[str, str] = field(default_factory=dict)  # more of the user's shell, e.g. a Codespace's
 
     @property
     def image(self) -> str:
@@ -221,7 +222,7 @@ class Stack:
         }
         if self.port != DEFAULT_PORT:
             env["AIRFLOW__API__PORT"] = str(self.port)
-        return env
+        return env | self.extra_env
 
     def run(self, *command: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``command`` as the user in the workspace; fail with its output unless it succeeds."""
@@ -410,13 +411,17 @@ def make_base() -> Path:
 
 
 @contextmanager
-def stack_on_fresh_copy(engine: Engine, user: DesktopUser, base: Path, name: str) -> Iterator[Stack]:
-    """A fresh copy owned by the user and its compose project; ``down -v`` whatever happens."""
+def stack_on_fresh_copy(
+    engine: Engine, user: DesktopUser, base: Path, name: str, **extra_env: str
+) -> Iterator[Stack]:
+    """A fresh copy owned by the user and its compose project; ``down -v`` whatever happens.
+
+    ``extra_env``: more variables of the user's shell (e.g. a Codespace's)."""
     copy = base / name / "localflow"
     copy.mkdir(parents=True)
     fresh_copy(copy)
     user.give(base / name)
-    stack = Stack(engine, user, copy, f"localflow-ct-{name}", api_port())
+    stack = Stack(engine, user, copy, f"localflow-ct-{name}", api_port(), extra_env=extra_env)
     stack.down()  # what an interrupted earlier run may have left under the same project name
     ACTIVE_STACKS.append(stack)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -155,3 +157,62 @@ def test_header_documents_every_variable():
         assert re.search(rf"^# {variable}\b", header, re.MULTILINE), (
             f"{variable} is not documented in the header"
         )
+
+
+CODESPACE = {
+    "CODESPACE_NAME": "fluffy-umbrella-5gq7r",
+    "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN": "app.github.dev",
+}
+# id, the shell's Codespaces variables, lines of .env, what every Airflow service gets (None: unset)
+CODESPACE_CASES = (
+    ("not-a-codespace", {}, "", {**dict.fromkeys(CODESPACE, ""), "AIRFLOW__API__BASE_URL": None}),
+    ("codespace", CODESPACE, "", {**CODESPACE, "AIRFLOW__API__BASE_URL": None}),
+    (
+        "env-file-base-url",
+        CODESPACE,
+        "AIRFLOW__API__BASE_URL=https://airflow.example.com\n",
+        {**CODESPACE, "AIRFLOW__API__BASE_URL": "https://airflow.example.com"},
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("shell", "env_file", "expected"),
+    [case[1:] for case in CODESPACE_CASES],
+    ids=[c[0] for c in CODESPACE_CASES],
+)
+def test_codespaces_variables_pass_through(tmp_path: Path, shell, env_file, expected):
+    """Compose hands the Codespaces variables to every Airflow service (whose entrypoint derives the base URL
+    from them, as natively); a base URL of .env reaches them as it is; the execution API stays internal."""
+    project = clean_copy(tmp_path)
+    (project / ".env").write_text(env_file)
+    outside = {name: value for name, value in os.environ.items() if name not in CODESPACE}
+    result = compose(project, "config", "--format", "json", env={**outside, **shell})
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name in AIRFLOW_SERVICES:
+        environment = services[name]["environment"]
+        assert {key: environment.get(key) for key in expected} == expected, name
+        assert (
+            environment["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+            == "http://airflow-api-server:8080/execution/"
+        )
+
+
+def test_api_server_honours_proxy_headers():
+    """The api-server reads X-Forwarded-Proto/-For (from the peer the entrypoint trusts: the gateway)."""
+    command = compose_model()["services"]["airflow-api-server"]["command"]
+    assert command == ["airflow", "api-server", "--proxy-headers"]
+    assert "FORWARDED_ALLOW_IPS" not in compose_model()["services"]["airflow-api-server"]["environment"]
+
+
+def test_admin_password_survives_a_rebuild():
+    """The generated admin password (.env, the passwords file) lives in the bind-mounted workspace, which a
+    rebuild of the containers (or of a Codespace) keeps; nothing of it is in a container's own files."""
+    for name in AIRFLOW_SERVICES:
+        spec = compose_model()["services"][name]
+        passwords = spec["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+        workspace = spec["environment"]["LOCALFLOW_WORKSPACE"]
+        assert passwords.startswith(workspace + "/.airflow/"), passwords
+        mounts = [volume["type"] for volume in spec["volumes"] if volume["target"] == workspace]
+        assert mounts == ["bind"], name

@@ -28,7 +28,9 @@ from localflow.stopping import StopRequest
 # The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
 # api-server reads the log files directly, so there is nothing to serve.
 COMPONENTS: dict[str, list[str]] = {
-    "api-server": ["api-server"],
+    # X-Forwarded-Proto/-For are honoured from loopback only (uvicorn's FORWARDED_ALLOW_IPS default), where
+    # a Codespace's forwarder connects from: docs/containers.md, "Codespaces".
+    "api-server": ["api-server", "--proxy-headers"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
@@ -232,7 +234,7 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
             with contextlib.suppress(OSError):  # the stack is up when it can run a task
                 api.warm_up_execution_api()
             print(
-                f"\nAirflow is up: {settings.api_url(env)}\n"
+                f"\nAirflow is up: {settings.ui_url(env)}\n"
                 f"  log in as {settings.ADMIN_USER!r} with the password in .env ({ADMIN_PASSWORD});\n"
                 f"  `python -m localflow secrets get {ADMIN_PASSWORD}` prints it.\n"
                 f"  DAGs: {env['AIRFLOW__CORE__DAGS_FOLDER']}   component logs: {stack.log_dir}\n"
