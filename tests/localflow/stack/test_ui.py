@@ -111,7 +111,7 @@ def test_a_broken_dag_file_shows_in_the_import_errors(stack, browser):
     assert BROKEN_FILE in dialog.text, dialog.text
 
 
-PRINTING_DAG = '''
+PRINTING_DAG = """
 import pendulum
 from airflow.sdk import dag, task
 
@@ -127,7 +127,7 @@ def prints_then_returns():
 
 
 prints_then_returns()
-'''
+"""
 
 
 def test_printed_lines_are_not_folded_into_post_execute(stack):
