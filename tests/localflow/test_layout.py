@@ -85,6 +85,7 @@ FORBIDDEN = [
         "Airflow's secrets backend, loaded inside every Airflow process",
     ),
     ("localflow.stack.executor", "localflow", "loaded inside the scheduler, natively and in compose"),
+    ("localflow.stack.workers", "localflow", "loaded inside every task process of a native Celery worker"),
     ("localflow.container.entrypoint", "localflow", "runs as root before the command, in the image"),
     ("localflow.container.healthcheck", "localflow", "a healthcheck must start in a fraction of a second"),
     ("localflow.stack.supervisor", "localflow.secrets.prepare", "the supervisor only supervises"),
