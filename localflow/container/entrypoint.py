@@ -15,6 +15,15 @@ import sys
 from pathlib import Path
 
 DEFAULT_USER = "airflow"
+# `COMPOSE_PROFILES=celery` in .env starts Redis and the workers (compose) and switches every Airflow
+# service to the CeleryExecutor (here): one line. The native stack reads it in localflow.settings.
+CELERY_PROFILE = "celery"
+
+
+def choose_executor(environ: dict) -> None:
+    """Airflow's CeleryExecutor when the ``celery`` profile is on; else airflow.env's executor."""
+    if CELERY_PROFILE in {name.strip() for name in environ.get("COMPOSE_PROFILES", "").split(",")}:
+        environ["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
 
 
 def target_ids(workspace: Path) -> tuple[int, int]:
@@ -51,6 +60,7 @@ def main(argv: list[str]) -> None:
     """Drop privileges when started as root, then exec the command."""
     if not argv:
         sys.exit("entrypoint: no command given")
+    choose_executor(os.environ)
     if os.geteuid() == 0:
         drop_privileges(
             Path(os.environ.get("LOCALFLOW_WORKSPACE", "/workspaces/localflow")),

@@ -12,16 +12,20 @@ The supervisor (natively) and compose's healthcheck run ``python -m localflow.st
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 WORKER_NAME = "LOCALFLOW_WORKER_NAME"  # set in each native worker's environment
 # Each native worker records its own name as the task instances' hostname, so the UI and the REST API
 # tell the workers apart; their logs are files in the shared workspace, read by the api-server.
 HOSTNAME_CALLABLE = "localflow.stack.workers.hostname"
 CHECK_TIMEOUT = 10.0  # how long a worker may take to pick the message up
+FAILURES_FILE = "localflow-worker-check-failures"
 
 
 def hostname() -> str:
@@ -79,16 +83,32 @@ def consumes(broker_url: str, node: str, timeout: float = CHECK_TIMEOUT) -> tupl
         app.close()
 
 
+def stop_after(failed: bool, limit: int) -> bool:
+    """Count failed checks in a row (in the container's /tmp); True once there were ``limit``."""
+    counter = Path(tempfile.gettempdir()) / FAILURES_FILE
+    count = int(counter.read_text() or 0) + 1 if failed and counter.exists() else int(failed)
+    counter.write_text(str(count))
+    return count >= limit
+
+
 def main(argv: list[str]) -> int:
-    """``check NODENAME``: exit 0 when the worker consumes, 1 (with one line) when it does not."""
-    if len(argv) != 2 or argv[0] != "check":
-        print("usage: python -m localflow.stack.workers check NODENAME", file=sys.stderr)
+    """``check NODENAME [--stop-after N]``: exit 0 when the worker consumes, 1 (one line) when it does not.
+
+    ``--stop-after N`` (compose's healthcheck): after N failures in a row, stop the container's worker
+    (SIGTERM to PID 1, compose's init, which passes it on: a warm shutdown); its restart policy starts a
+    new one. Docker itself only marks a container unhealthy.
+    """
+    if len(argv) not in (2, 4) or argv[0] != "check" or (len(argv) == 4 and argv[2] != "--stop-after"):
+        print("usage: python -m localflow.stack.workers check NODENAME [--stop-after N]", file=sys.stderr)
         return 2
     broker_url = os.environ.get("AIRFLOW__CELERY__BROKER_URL", "redis://redis:6379/0")
     try:
         healthy, seen = consumes(broker_url, argv[1])
     except Exception as error:  # the broker is down: the worker cannot consume either
         healthy, seen = False, f"cannot reach the broker: {error}"  # its URL may hold a password
+    if len(argv) == 4 and stop_after(not healthy, int(argv[3])):
+        seen += f"; {argv[3]} failed checks in a row: stopping the worker, to be restarted"
+        os.kill(1, signal.SIGTERM)
     print(seen, flush=True)
     return 0 if healthy else 1
 
