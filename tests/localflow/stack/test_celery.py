@@ -77,13 +77,16 @@ def task_instances(stack: RunningStack, run_id: str) -> list[dict]:
     return stack.api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
 
-def worker_process(stack: RunningStack, name: str) -> psutil.Process:
-    """The supervised main process of the Celery worker ``name``."""
+def worker_pid(stack: RunningStack, name: str) -> int | None:
+    """The PID of the supervised main process of the Celery worker ``name``, None while it has none."""
     node = workers.nodename(name)
     for child in psutil.Process(stack.process.pid).children():
-        if node in " ".join(child.cmdline()):
-            return child
-    raise AssertionError(f"no process of {name}:\n{stack.output()}")
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and node in " ".join(child.cmdline()):
+                return child.pid
+        except psutil.Error:  # exited meanwhile
+            continue
+    return None
 
 
 def check(stack: RunningStack, name: str) -> subprocess.CompletedProcess:
@@ -132,7 +135,7 @@ def test_worker_killed_mid_task_the_task_is_retried_and_the_run_completes(tmp_pa
 
         with stack.output_on_timeout():
             name = wait_until(running_on, 120, what="the task running on a worker")
-        worker_process(stack, name).send_signal(signal.SIGKILL)
+        os.kill(worker_pid(stack, name), signal.SIGKILL)
         assert stack.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
         (ti,) = task_instances(stack, run_id)
         assert ti["try_number"] == 2
@@ -168,12 +171,15 @@ def test_redis_restart_mid_run_and_a_worker_that_stopped_consuming_is_replaced(t
             assert app.control.ping(destination=[node], timeout=5), "worker-1 answers a ping"
         finally:
             app.close()
-        before = worker_process(stack, "worker-1").pid
+        before = worker_pid(stack, "worker-1")
+        assert before
         result = check(stack, "worker-1")
         assert result.returncode == 1 and "took nothing from" in result.stdout, result.stdout
         with stack.output_on_timeout():
             wait_until(lambda: "worker-1 is unhealthy" in stack.output(), 120, what="worker-1 reported")
-            wait_until(lambda: worker_process(stack, "worker-1").pid != before, 120, what="worker-1 replaced")
+            wait_until(
+                lambda: worker_pid(stack, "worker-1") not in {None, before}, 120, what="a new worker-1"
+            )
         wait_until(lambda: check(stack, "worker-1").returncode == 0, 120, what="the new worker-1 consuming")
         assert stack.wait_for_run(DAG_ID, stack.trigger(DAG_ID), timeout=300) == "success"
 
