@@ -6,6 +6,7 @@ Shared by the tests that need a running stack: the native stack test, debugger a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -243,10 +244,14 @@ COMPONENT_NAMES = ("api-server", "scheduler", "dag-processor", "triggerer", "dag
 
 
 def components(stack: RunningStack) -> dict[str, psutil.Process]:
-    """The supervised components of a running ``up``, by name."""
+    """The supervised components of a running ``up``, by name (Celery workers as ``worker-N``)."""
     found = {}
     for child in psutil.Process(stack.process.pid).children():
         command = " ".join(child.cmdline())
+        worker = re.search(r"--celery-hostname (worker-\d+)@", command)
+        if worker:
+            found[worker.group(1)] = child
+            continue
         for name in COMPONENT_NAMES:
             if (
                 name in command
