@@ -82,6 +82,42 @@ failing()
 FAILING_LINE = '        raise ValueError(f"no good: {total}")'
 
 
+CELERY_DAG_ID = "celery_spread"
+CELERY_DAG = '''"""Generated DAG celery_spread: mapped tasks that sleep a little, so that workers share them."""
+
+import time
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["test"],
+    default_args={{"owner": "tests", "retries": 1, "retry_delay": timedelta(seconds=1)}},
+)
+def celery_spread():
+    @task
+    def nap(number: int) -> int:
+        print(f"celery-spread-marker {{number}}")
+        time.sleep({seconds})
+        return number
+
+    nap.expand(number=list(range({tasks})))
+
+
+celery_spread()
+'''
+
+
+def celery_dag_source(tasks: int, seconds: float) -> str:
+    """``celery_spread``: ``tasks`` mapped tasks of ``seconds`` each; each logs ``celery-spread-marker N``."""
+    return CELERY_DAG.format(tasks=tasks, seconds=seconds)
+
+
 def failing_dag_source(retries: int, retry_delay: float) -> str:
     """A DAG ``failing`` whose task ``explode`` raises ``ValueError: no good: 3`` at ``FAILING_LINE``."""
     return FAILING_DAG.format(retries=retries, retry_delay=retry_delay)

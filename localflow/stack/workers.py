@@ -48,10 +48,10 @@ def own_queue(node: str) -> str:
     return f"localflow.ping.{node}"
 
 
-def consumes(broker_url: str, node: str, timeout: float = CHECK_TIMEOUT) -> tuple[bool, str]:
+def consumes(broker_url: str, node: str, timeout: float = CHECK_TIMEOUT) -> tuple[bool, bool, str]:
     """Whether the worker ``node`` takes a message from its own queue within ``timeout`` seconds.
 
-    Returns (healthy, what was seen). The message is Celery's built-in ``celery.accumulate``, which
+    Returns (healthy, whether it answers remote control, what was seen). The message is Celery's built-in ``celery.accumulate``, which
     does nothing; it expires, so checks made while the worker is busy do not pile up.
     """
     import redis
@@ -68,16 +68,16 @@ def consumes(broker_url: str, node: str, timeout: float = CHECK_TIMEOUT) -> tupl
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if client.llen(queue) == 0:
-                return True, f"{node} took a message from {queue}"
+                return True, True, f"{node} took a message from {queue}"
             time.sleep(0.2)
         # Not taken: a worker whose every slot is busy takes nothing new (Airflow acknowledges late).
         inspect = app.control.inspect(destination=[node], timeout=3)
         active = (inspect.active() or {}).get(node)
         stats = (inspect.stats() or {}).get(node)
         if active is not None and stats and len(active) >= stats["pool"]["max-concurrency"]:
-            return True, f"{node} is busy with {len(active)} tasks"
+            return True, True, f"{node} is busy with {len(active)} tasks"
         answered = "answers remote control" if stats else "does not answer"
-        return False, f"{node} took nothing from {queue} in {timeout:g} s and {answered}"
+        return False, bool(stats), f"{node} took nothing from {queue} in {timeout:g} s and {answered}"
     finally:
         client.close()
         app.close()
@@ -87,26 +87,29 @@ def stop_after(failed: bool, limit: int) -> bool:
     """Count failed checks in a row (in the container's /tmp); True once there were ``limit``."""
     counter = Path(tempfile.gettempdir()) / FAILURES_FILE
     count = int(counter.read_text() or 0) + 1 if failed and counter.exists() else int(failed)
-    counter.write_text(str(count))
+    counter.write_text(str(count if count < limit else 0))  # a stopped worker's successor starts afresh
     return count >= limit
 
 
 def main(argv: list[str]) -> int:
     """``check NODENAME [--stop-after N]``: exit 0 when the worker consumes, 1 (one line) when it does not.
 
-    ``--stop-after N`` (compose's healthcheck): after N failures in a row, stop the container's worker
-    (SIGTERM to PID 1, compose's init, which passes it on: a warm shutdown); its restart policy starts a
-    new one. Docker itself only marks a container unhealthy.
+    ``--stop-after N`` (compose's healthcheck): after N checks in a row in which the worker answered
+    remote control but took nothing (the trap above), stop the container's worker (SIGTERM to PID 1,
+    compose's init, which passes it on: a warm shutdown); its restart policy starts a new one. Docker
+    itself only marks a container unhealthy. A worker that does not answer at all is still starting, or
+    cut off from Redis like everyone else: restarting it would not help.
     """
     if len(argv) not in (2, 4) or argv[0] != "check" or (len(argv) == 4 and argv[2] != "--stop-after"):
         print("usage: python -m localflow.stack.workers check NODENAME [--stop-after N]", file=sys.stderr)
         return 2
     broker_url = os.environ.get("AIRFLOW__CELERY__BROKER_URL", "redis://redis:6379/0")
     try:
-        healthy, seen = consumes(broker_url, argv[1])
+        healthy, answers, seen = consumes(broker_url, argv[1])
     except Exception as error:  # the broker is down: the worker cannot consume either
-        healthy, seen = False, f"cannot reach the broker: {error}"  # its URL may hold a password
-    if len(argv) == 4 and stop_after(not healthy, int(argv[3])):
+        healthy, answers = False, False
+        seen = f"cannot reach the broker: {error}"  # not its URL, which may hold a password
+    if len(argv) == 4 and stop_after(not healthy and answers, int(argv[3])):
         seen += f"; {argv[3]} failed checks in a row: stopping the worker, to be restarted"
         os.kill(1, signal.SIGTERM)
     print(seen, flush=True)

@@ -20,45 +20,24 @@ import pytest
 from localflow.polling import wait_until
 from localflow.stack import workers
 from testkit.broker import PrivateRedis, private_redis
-from testkit.native_stack import RunningStack, make_workspace, running_stack, stack_environment, start_up
+from testkit.native_stack import (
+    CELERY_DAG_ID,
+    RunningStack,
+    celery_dag_source,
+    make_workspace,
+    running_stack,
+    stack_environment,
+    start_up,
+)
 
 pytestmark = pytest.mark.stack
-
-CELERY_DAG = '''
-"""Tasks that sleep a little, so that the workers share them; one marker line in each task's log."""
-import time
-from datetime import timedelta
-
-import pendulum
-from airflow.sdk import dag, task
-
-
-@dag(
-    schedule=None,
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    catchup=False,
-    tags=["test"],
-    default_args={{"owner": "tests", "retries": 1, "retry_delay": timedelta(seconds=1)}},
-)
-def celery_spread():
-    @task
-    def nap(number: int) -> int:
-        print(f"celery-spread-marker {{number}}")
-        time.sleep({seconds})
-        return number
-
-    nap.expand(number=list(range({tasks})))
-
-
-celery_spread()
-'''
-DAG_ID = "celery_spread"
+DAG_ID = CELERY_DAG_ID
 
 
 def write_dag(workspace: Path, tasks: int, seconds: float) -> None:
-    """The workspace's dags/ holds ``celery_spread`` with ``tasks`` mapped tasks of ``seconds`` each."""
+    """The workspace's dags/ holds the DAG with ``tasks`` mapped tasks of ``seconds`` each."""
     (workspace / "dags").mkdir(exist_ok=True)
-    (workspace / "dags" / "celery_spread.py").write_text(CELERY_DAG.format(tasks=tasks, seconds=seconds))
+    (workspace / "dags" / f"{DAG_ID}.py").write_text(celery_dag_source(tasks, seconds))
 
 
 @contextmanager
