@@ -283,8 +283,13 @@ def components(stack: RunningStack) -> dict[str, psutil.Process]:
     """The supervised components of a running ``up``, by name (Celery workers as ``worker-N``)."""
     found = {}
     for child in psutil.Process(stack.process.pid).children():
-        command = " ".join(child.cmdline())
-        worker = re.search(r"--celery-hostname (worker-\d+)@", command)
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:  # exited (a zombie until the supervisor reaps it)
+            continue
+        # A worker as Celery retitles it ("[celeryd: worker-1@HOST:MainProcess] ..."), or until it has; not
+        # the supervisor's health check of it (`localflow.stack.workers check worker-1@HOST`).
+        worker = re.search(r"(?:celeryd: |--celery-hostname )(worker-\d+)@", command)
         if worker:
             found[worker.group(1)] = child
             continue

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 
 from localflow.polling import wait_until
@@ -24,10 +23,8 @@ from testkit.native_stack import (
     CELERY_DAG_ID,
     RunningStack,
     celery_dag_source,
-    make_workspace,
+    components,
     running_stack,
-    stack_environment,
-    start_up,
 )
 
 pytestmark = pytest.mark.stack
@@ -58,14 +55,8 @@ def task_instances(stack: RunningStack, run_id: str) -> list[dict]:
 
 def worker_pid(stack: RunningStack, name: str) -> int | None:
     """The PID of the supervised main process of the Celery worker ``name``, None while it has none."""
-    node = workers.nodename(name)
-    for child in psutil.Process(stack.process.pid).children():
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE and node in " ".join(child.cmdline()):
-                return child.pid
-        except psutil.Error:  # exited meanwhile
-            continue
-    return None
+    process = components(stack).get(name)
+    return process.pid if process else None
 
 
 def check(stack: RunningStack, name: str) -> subprocess.CompletedProcess:
@@ -161,14 +152,3 @@ def test_redis_restart_mid_run_and_a_worker_that_stopped_consuming_is_replaced(t
             )
         wait_until(lambda: check(stack, "worker-1").returncode == 0, 120, what="the new worker-1 consuming")
         assert stack.wait_for_run(DAG_ID, stack.trigger(DAG_ID), timeout=300) == "success"
-
-
-def test_celery_on_sqlite_is_refused_in_one_line(tmp_path: Path):
-    """``COMPOSE_PROFILES=celery`` with the default SQLite database: one line naming the fix, nothing runs."""
-    workspace = make_workspace(tmp_path)
-    env = stack_environment(workspace, None, COMPOSE_PROFILES="celery")
-    running = start_up(workspace, env)
-    assert running.process.wait(timeout=120) == 1
-    lines = running.output().strip().splitlines()
-    assert len(lines) == 1 and "CeleryExecutor needs PostgreSQL" in lines[0], lines
-    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in lines[0]
