@@ -1,6 +1,6 @@
 """The native stack with Airflow's stock settings against localflow's, measured in one run.
 
-    python3 -m localflow bench [--repetitions 3] [--timeout 30] [--configs stock,ours]
+    python3 -m localflow bench [--repetitions 3] [--timeout 30] [--configs stock,ours,celery]
 
 (or ``.venv/bin/python -m benchmarks.stack``). For each configuration it starts ``python -m localflow up``
 on a fresh database of the real PostgreSQL server (``LOCALFLOW_TEST_POSTGRES``, default
@@ -17,9 +17,11 @@ measures:
 turns the dag watcher off and starts each component as its own ``airflow`` process
 (``LOCALFLOW_PRELOAD=off``); "ours" is the file as it is, with the components forked from the supervisor
 (``localflow/stack/preload.py``). The supervisor (``python -m localflow up``) counts in the memory of both.
-Everything else (LocalExecutor, PostgreSQL, ports, auth) is the same. A save that is not visible within ``--timeout`` counts as the timeout and shows
-as "> N"; so does a DAG run still going after it. Prints a markdown table: median, min-max, and the ratio
-ours/stock.
+Everything else (LocalExecutor, PostgreSQL, ports, auth) is the same. "celery" is "ours" switched to the
+CeleryExecutor by ``COMPOSE_PROFILES=celery``, with two workers on a Redis of its own
+(``testkit/broker.py``); its column shows what Celery costs (its ratio is to "ours"). A save that is not
+visible within ``--timeout`` counts as the timeout and shows as "> N"; so does a DAG run still going after
+it. Prints a markdown table: median, min-max, and the ratio ours/stock.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import psutil
 from localflow import settings
 from localflow.polling import WaitTimeout, seconds_until, wait_until
 from localflow.rest import AirflowClient
+from testkit.broker import private_redis
 from testkit.environment import PostgresDatabases, free_port, run_airflow
 from testkit.native_stack import (
     RunningStack,
@@ -51,7 +54,8 @@ from testkit.native_stack import (
 )
 from testkit.stock import stock_overrides
 
-CONFIGS = ("stock", "ours")
+CONFIGS = ("stock", "ours", "celery")
+CELERY_WORKERS = 2
 SUPERVISOR = "supervisor"  # `python -m localflow up`: with preloading, it holds the pages all share
 POLL = 0.05
 HELPER_TEMPLATE = '"""Benchmark helper."""\n\nTASK_ID = "{task_id}"\n'
@@ -298,7 +302,37 @@ def run_config(
     results = Results()
     workspace = make_workspace(root / config)
     seed_workspace(workspace, repetitions)
+    if config == "celery":
+        with private_redis() as redis:
+            celery = {"COMPOSE_PROFILES": "celery", "AIRFLOW__CELERY__BROKER_URL": redis.url}
+            celery["LOCALFLOW_CELERY_WORKERS"] = str(CELERY_WORKERS)
+            env = stack_environment(workspace, databases.create(), **celery)
+            return repeat(
+                config,
+                workspace,
+                env,
+                repetitions=repetitions,
+                timeout=timeout,
+                progress=progress,
+                results=results,
+            )
     env = stack_environment(workspace, databases.create(), **({} if config == "ours" else stock_overrides()))
+    return repeat(
+        config, workspace, env, repetitions=repetitions, timeout=timeout, progress=progress, results=results
+    )
+
+
+def repeat(
+    config: str,
+    workspace: Path,
+    env: dict[str, str],
+    *,
+    repetitions: int,
+    timeout: float,
+    progress: Progress,
+    results: Results,
+) -> Results:
+    """Cold starts of one configuration's stack, measuring each."""
     progress.show(f"{config}: migrating a fresh database ...")
     run_airflow(settings.native_environment(workspace, base=env), "db", "migrate")
     for repetition in range(repetitions):
@@ -345,12 +379,16 @@ def run_config(
                 results.add(f"idle PSS {name} (MB)", pss)
                 results.add(f"idle RSS {name} (MB)", rss)
             results.add("idle PSS total (MB)", sum(pss for pss, _ in measured.values()))
+            workers = [pss for name, (pss, _) in measured.items() if name.startswith("worker-")]
+            if workers:
+                results.add("idle PSS per Celery worker (MB)", sum(workers) / len(workers))
             results.add("idle RSS total (MB)", sum(rss for _, rss in measured.values()))
             progress.show(f"{label}: idle", step=True)
         finally:
             stack.stop()
-        progress.show(f"{label}: dag.test() ...")
-        results.add("dag.test() example_etl", dag_test(config, workspace, env))
+        if config != "celery":  # dag.test() runs in one process, whatever the executor
+            progress.show(f"{label}: dag.test() ...")
+            results.add("dag.test() example_etl", dag_test(config, workspace, env))
         progress.show(f"{label}: dag.test()", step=True)
     return results
 
@@ -389,22 +427,32 @@ def table(results: dict[str, Results], timeout: float, repetitions: int) -> str:
     metrics: list[str] = []
     for config in CONFIGS:
         metrics += [metric for metric in results[config].samples if metric not in metrics]
+    celery = bool(results["celery"].samples)
     lines = [
-        f"| metric ({repetitions} runs: median (min-max)) | stock Airflow | localflow | ours/stock | goal |",
-        "|---|---|---|---|---|",
+        f"| metric ({repetitions} runs: median (min-max)) | stock Airflow | localflow | ours/stock | goal |"
+        + (f" localflow on Celery ({CELERY_WORKERS} workers) | Celery/ours |" if celery else ""),
+        "|---|---|---|---|---|" + ("---|---|" if celery else ""),
     ]
     for metric in metrics:
         stock, ours = results["stock"].samples.get(metric), results["ours"].samples.get(metric)
-        ratio = "n/a"
-        if stock and ours and statistics.median(stock) > 0:
-            value = statistics.median(ours) / statistics.median(stock)
-            capped = metric in CAPPED and statistics.median(stock) >= timeout
-            ratio = f"< {value:.2f}" if capped else f"{value:.2f}"
-        lines.append(
-            f"| {metric} | {cell(stock, metric, timeout)} | {cell(ours, metric, timeout)} | {ratio} "
-            f"| {GOALS.get(metric, '')} |"
+        line = (
+            f"| {metric} | {cell(stock, metric, timeout)} | {cell(ours, metric, timeout)} "
+            f"| {ratio(stock, ours, metric, timeout)} | {GOALS.get(metric, '')} |"
         )
+        if celery:
+            on_celery = results["celery"].samples.get(metric)
+            line += f" {cell(on_celery, metric, timeout)} | {ratio(ours, on_celery, metric, timeout)} |"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def ratio(base: list[float] | None, other: list[float] | None, metric: str, timeout: float) -> str:
+    """Median of ``other`` over median of ``base``; "< x" when ``base`` hit the timeout."""
+    if not base or not other or statistics.median(base) <= 0:
+        return "n/a"
+    value = statistics.median(other) / statistics.median(base)
+    capped = metric in CAPPED and statistics.median(base) >= timeout
+    return f"< {value:.2f}" if capped else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="longest wait for a save to show or a run to succeed (s)"
     )
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="stock,ours (default both)")
+    parser.add_argument(
+        "--configs", default="stock,ours", help="stock,ours (default), celery: ours on the CeleryExecutor"
+    )
     options = parser.parse_args(argv)
     configs = [config.strip() for config in options.configs.split(",") if config.strip()]
     steps_per_repetition = 1 + len(SAVE_SCENARIOS) + 3

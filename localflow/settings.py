@@ -27,6 +27,14 @@ ADMIN_USER = "admin"
 OFF_WORDS = frozenset({"0", "false", "no", "off"})
 # Set by the image: the lock is installed system-wide and compose provides the Airflow environment.
 IN_CONTAINER = os.environ.get("LOCALFLOW_CONTAINER") == "1"
+# One line in .env runs the stack on Airflow's CeleryExecutor, natively and in compose alike (docs/celery.md):
+# `COMPOSE_PROFILES=celery`, Compose's own switch of the profile that adds Redis and the workers. Natively
+# the broker is the Redis of AIRFLOW__CELERY__BROKER_URL, by default the machine's.
+PROFILES = "COMPOSE_PROFILES"
+CELERY_PROFILE = "celery"
+CELERY_EXECUTOR = "CeleryExecutor"
+NATIVE_BROKER_URL = "redis://127.0.0.1:6379/0"
+CELERY_WORKERS = "LOCALFLOW_CELERY_WORKERS"  # how many workers the native stack runs (default 1)
 
 
 def shared_settings() -> dict[str, str]:
@@ -103,6 +111,9 @@ def native_environment(
     else:
         env.update(without_owned(base))
         env.update(own)
+    if CELERY_PROFILE in profiles(env):
+        env["AIRFLOW__CORE__EXECUTOR"] = CELERY_EXECUTOR
+        env.setdefault("AIRFLOW__CELERY__BROKER_URL", NATIVE_BROKER_URL)
     # Set, not left to Airflow's default: code that adds this to its own environment (os.environ.update)
     # must replace a shell's AIRFLOW_CONFIG, whose file may set another database or DAGs folder.
     env.setdefault("AIRFLOW_CONFIG", str(Path(env["AIRFLOW_HOME"]) / "airflow.cfg"))
@@ -123,6 +134,16 @@ def native_environment(
         f"http://{api_host(env)}:{env['AIRFLOW__API__PORT']}/execution/",
     )
     return env
+
+
+def profiles(env: Mapping[str, str]) -> set[str]:
+    """The Compose profiles ``env`` turns on (``COMPOSE_PROFILES``, comma-separated)."""
+    return {name.strip() for name in env.get(PROFILES, "").split(",") if name.strip()}
+
+
+def uses_celery(env: Mapping[str, str]) -> bool:
+    """True when ``env`` runs Airflow's CeleryExecutor (by the profile, or named in .env)."""
+    return env.get("AIRFLOW__CORE__EXECUTOR", "").rsplit(".", 1)[-1] == CELERY_EXECUTOR
 
 
 def ignored_from_shell(env: Mapping[str, str], base: Mapping[str, str]) -> list[str]:

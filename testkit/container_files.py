@@ -52,12 +52,18 @@ def compose(project_dir: Path, *args: str, env: dict[str, str] | None = None) ->
 
 
 @cache
-def compose_model() -> dict:
-    """The fully resolved compose model (anchors merged, env files read, defaults applied)."""
+def compose_model(dotenv: str = "") -> dict:
+    """The fully resolved compose model (anchors merged, env files read, defaults applied).
+
+    ``dotenv``: the lines of a ``.env`` beside the file (a user's settings, e.g. ``COMPOSE_PROFILES``).
+    """
     import tempfile
 
     with tempfile.TemporaryDirectory() as directory:
-        result = compose(clean_copy(Path(directory)), "config", "--format", "json")
+        copy = clean_copy(Path(directory))
+        if dotenv:
+            (copy / ".env").write_text(dotenv)
+        result = compose(copy, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

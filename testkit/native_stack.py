@@ -6,6 +6,7 @@ Shared by the tests that need a running stack: the native stack test, debugger a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,6 +80,42 @@ def failing():
 failing()
 """
 FAILING_LINE = '        raise ValueError(f"no good: {total}")'
+
+
+CELERY_DAG_ID = "celery_spread"
+CELERY_DAG = '''"""Generated DAG celery_spread: mapped tasks that sleep a little, so that workers share them."""
+
+import time
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["test"],
+    default_args={{"owner": "tests", "retries": 1, "retry_delay": timedelta(seconds=1)}},
+)
+def celery_spread():
+    @task
+    def nap(number: int) -> int:
+        print(f"celery-spread-marker {{number}}")
+        time.sleep({seconds})
+        return number
+
+    nap.expand(number=list(range({tasks})))
+
+
+celery_spread()
+'''
+
+
+def celery_dag_source(tasks: int, seconds: float) -> str:
+    """``celery_spread``: ``tasks`` mapped tasks of ``seconds`` each; each logs ``celery-spread-marker N``."""
+    return CELERY_DAG.format(tasks=tasks, seconds=seconds)
 
 
 def failing_dag_source(retries: int, retry_delay: float) -> str:
@@ -243,10 +280,19 @@ COMPONENT_NAMES = ("api-server", "scheduler", "dag-processor", "triggerer", "dag
 
 
 def components(stack: RunningStack) -> dict[str, psutil.Process]:
-    """The supervised components of a running ``up``, by name."""
+    """The supervised components of a running ``up``, by name (Celery workers as ``worker-N``)."""
     found = {}
     for child in psutil.Process(stack.process.pid).children():
-        command = " ".join(child.cmdline())
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:  # exited (a zombie until the supervisor reaps it)
+            continue
+        # A worker as Celery retitles it ("[celeryd: worker-1@HOST:MainProcess] ..."), or until it has; not
+        # the supervisor's health check of it (`localflow.stack.workers check worker-1@HOST`).
+        worker = re.search(r"(?:celeryd: |--celery-hostname )(worker-\d+)@", command)
+        if worker:
+            found[worker.group(1)] = child
+            continue
         for name in COMPONENT_NAMES:
             if (
                 name in command

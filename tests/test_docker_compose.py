@@ -216,3 +216,44 @@ def test_admin_password_survives_a_rebuild():
         assert passwords.startswith(workspace + "/.airflow/"), passwords
         mounts = [volume["type"] for volume in spec["volumes"] if volume["target"] == workspace]
         assert mounts == ["bind"], name
+
+
+# The one line of .env that switches compose to Celery, and what it adds.
+CELERY = "COMPOSE_PROFILES=celery\n"
+CELERY_SERVICES = {"redis", "airflow-worker"}
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "added"),
+    [
+        ("", set()),
+        (CELERY, CELERY_SERVICES),
+        ("COMPOSE_PROFILES=celery,flower\n", {*CELERY_SERVICES, "flower"}),
+    ],
+)
+def test_one_line_of_env_adds_the_celery_services(dotenv: str, added: set[str]):
+    """``COMPOSE_PROFILES=celery`` in .env adds Redis and the workers (and Flower with ``flower``)."""
+    services = compose_model(dotenv)["services"]
+    assert set(services) == {"postgres", *AIRFLOW_SERVICES, *added}
+    for name in AIRFLOW_SERVICES:  # which the entrypoint turns into the CeleryExecutor
+        assert services[name]["environment"]["COMPOSE_PROFILES"] == dotenv.partition("=")[2].strip()
+
+
+def test_celery_services_are_healthchecked_and_private():
+    """Redis is not published; the worker's healthcheck proves consumption and stops a worker that fails
+    it; the worker stops warm; Flower is on 127.0.0.1 only; the other services wait for a healthy Redis."""
+    services = compose_model("COMPOSE_PROFILES=celery,flower\n")["services"]
+    redis = services["redis"]
+    assert redis["image"] == "redis:7.2-bookworm" and "ports" not in redis
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    worker = services["airflow-worker"]
+    assert "localflow.stack.workers check" in " ".join(worker["healthcheck"]["test"])
+    assert "--stop-after" in " ".join(worker["healthcheck"]["test"])
+    assert worker["restart"] == "unless-stopped" and worker["stop_grace_period"] == "1m0s"
+    assert "airflow celery worker" in " ".join(worker["command"])
+    assert [(port["host_ip"], port["published"]) for port in services["flower"]["ports"]] == [
+        ("127.0.0.1", "5555")
+    ]
+    for name in (*AIRFLOW_SERVICES[1:], "airflow-worker"):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert services[name]["environment"]["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"

@@ -22,6 +22,15 @@ from pathlib import Path
 from localflow import codespaces
 
 DEFAULT_USER = "airflow"
+# `COMPOSE_PROFILES=celery` in .env starts Redis and the workers (compose) and switches every Airflow
+# service to the CeleryExecutor (here): one line. The native stack reads it in localflow.settings.
+CELERY_PROFILE = "celery"
+
+
+def choose_executor(environ: dict) -> None:
+    """Airflow's CeleryExecutor when the ``celery`` profile is on; else airflow.env's executor."""
+    if CELERY_PROFILE in {name.strip() for name in environ.get("COMPOSE_PROFILES", "").split(",")}:
+        environ["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
 
 
 def target_ids(workspace: Path) -> tuple[int, int]:
@@ -83,6 +92,7 @@ def main(argv: list[str]) -> None:
         sys.exit("entrypoint: no command given")
     route = Path("/proc/net/route")
     os.environ.update(proxy_settings(os.environ, route.read_text() if route.exists() else ""))
+    choose_executor(os.environ)
     if os.geteuid() == 0:
         drop_privileges(
             Path(os.environ.get("LOCALFLOW_WORKSPACE", "/workspaces/localflow")),

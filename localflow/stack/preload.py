@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 from localflow.stack.ownership import release_in_child
@@ -73,14 +74,25 @@ COMPONENT_MODULES = (
     "multiprocessing.queues",
     "multiprocessing.synchronize",
 )
+# What the Celery workers import, preloaded only when the stack runs the CeleryExecutor (the scheduler
+# imports the executor too).
+CELERY_MODULES = (
+    "airflow.providers.celery.cli.celery_command",
+    "airflow.providers.celery.executors.celery_executor",
+    "airflow.providers.celery.executors.celery_executor_utils",
+    "celery.apps.worker",
+    "celery.worker.consumer",
+    "celery.concurrency.prefork",
+    "kombu.transport.redis",
+)
 
 
-def preload() -> None:
-    """Import Airflow here, then freeze what it allocated.
+def preload(*, celery: bool = False) -> None:
+    """Import Airflow here (and Celery, for its workers), then freeze what it allocated.
 
     Airflow reads part of its configuration at import: this process's environment must be the components'.
     """
-    for module in COMPONENT_MODULES:
+    for module in COMPONENT_MODULES + (CELERY_MODULES if celery else ()):
         importlib.import_module(module)
     from airflow.cli import cli_parser
     from airflow.models import import_all_models
@@ -129,8 +141,11 @@ class ForkedProcess:
         return self.returncode
 
 
-def fork_airflow(args: list[str], log_path: Path) -> ForkedProcess:
-    """Run ``airflow ARGS`` in a forked child in its own session, output appended to ``log_path``."""
+def fork_airflow(args: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> ForkedProcess:
+    """Run ``airflow ARGS`` in a forked child in its own session, output appended to ``log_path``.
+
+    ``env``: variables the child adds to its environment (Airflow reads its settings from there on use).
+    """
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     sys.stdout.flush()  # or what is still buffered would be written by the child too
     sys.stderr.flush()
@@ -157,6 +172,7 @@ def fork_airflow(args: list[str], log_path: Path) -> ForkedProcess:
         # `ps` and the tests tell the components apart by command line, as if started on their own.
         setproctitle.setproctitle(" ".join(["airflow", *args]))
         sys.argv = ["airflow", *args]
+        os.environ.update(env or {})
         from airflow.__main__ import main
 
         main()

@@ -1,8 +1,9 @@
 """The supervisor of the native stack: every component as a child process, restarted, stopped on Ctrl-C.
 
 It starts the api-server, scheduler, dag-processor, triggerer and the dag watcher once ``up`` (``up.py``)
-has prepared the workspace. A component that dies is restarted with a growing delay, the way compose's
-``restart: unless-stopped`` does, so a database restart heals without a hand.
+has prepared the workspace, and with the CeleryExecutor its Celery workers. A component that dies is
+restarted with a growing delay, the way compose's ``restart: unless-stopped`` does, so a database restart
+heals without a hand; a worker that no longer consumes its queue (``workers.py``) is restarted too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from localflow import rest, settings
 from localflow.airflow_cli import airflow_command
 from localflow.errors import LocalflowError
 from localflow.secrets.rules import ADMIN_PASSWORD
-from localflow.stack import ownership, preload
+from localflow.stack import ownership, preload, workers
 from localflow.stopping import StopRequest
 
 # The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
@@ -48,6 +49,59 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 STOP_TIMEOUT = 20.0
 TASK_STOP_TIMEOUT = 5.0  # a task process that ignores SIGTERM is killed after this
 MAX_RESTART_DELAY = 30.0
+# Celery workers: how often each one's consumption is checked (.env may shorten it), how long after a
+# start the first check waits, and how many failed checks in a row restart it.
+HEALTH_INTERVAL = "LOCALFLOW_CELERY_HEALTH_INTERVAL"
+HEALTH_START_GRACE = 20.0
+HEALTH_RETRIES = 2
+
+
+@dataclass
+class Health:
+    """The consumption check of one Celery worker, run in a child process (it imports Celery)."""
+
+    node: str
+    interval: float
+    check: subprocess.Popen | None = None
+    next_check: float = 0.0
+    failures: int = 0
+
+    def reset(self, now: float) -> None:
+        """A (re)started worker: forget what its predecessor failed, check after the start grace."""
+        if self.check and self.check.poll() is None:
+            self.check.kill()
+            self.check.wait()
+        self.check = None
+        self.failures = 0
+        self.next_check = now + max(self.interval, HEALTH_START_GRACE)
+
+    def poll(self, env: Mapping[str, str], now: float) -> str | None:
+        """Start a check when one is due, collect a finished one; what failed, once it failed too often."""
+        if self.check is None:
+            if now >= self.next_check:
+                self.check = subprocess.Popen(
+                    [sys.executable, "-m", "localflow.stack.workers", "check", self.node],
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    start_new_session=True,
+                )
+            return None
+        if self.check.poll() is None:
+            return None
+        seen = self.check.stdout.read().strip().splitlines()
+        code = self.check.returncode
+        healthy = code == 0
+        self.check.stdout.close()
+        self.check = None
+        self.next_check = now + self.interval
+        self.failures = 0 if healthy else self.failures + 1
+        if self.failures < HEALTH_RETRIES:
+            return None
+        self.failures = 0
+        return seen[-1] if seen else f"its check exited with {code}"
 
 
 @dataclass
@@ -60,6 +114,9 @@ class Component:
     process: subprocess.Popen | preload.ForkedProcess | None = None
     restarts: int = 0
     next_start: float | None = None  # when a component that exited is due to restart
+    env: dict[str, str] = field(default_factory=dict)  # added to the stack's environment for this one
+    health: Health | None = None  # a Celery worker's consumption check
+    kill_at: float | None = None  # a worker asked to stop (unhealthy) is killed if still running then
 
     def start(self, env: Mapping[str, str], forked: bool = False) -> None:
         """Start (or restart) the process in its own session, output appended to its log file.
@@ -67,8 +124,11 @@ class Component:
         ``forked``: fork it from this process, which has preloaded Airflow with ``env``.
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if forked and self.name in COMPONENTS:
-            self.process = preload.fork_airflow(self.args, self.log_path)
+        self.kill_at = None
+        if self.health:
+            self.health.reset(time.monotonic())
+        if forked and self.name not in LOCALFLOW_COMPONENTS:
+            self.process = preload.fork_airflow(self.args, self.log_path, self.env)
             return
         with self.log_path.open("ab") as log:
             command = (
@@ -78,7 +138,7 @@ class Component:
             )
             self.process = subprocess.Popen(
                 command,
-                env=dict(env),
+                env={**env, **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -90,6 +150,15 @@ class Component:
         if self.process and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signum)
+
+    def terminate(self) -> None:
+        """Ask it to stop: a Celery worker by its main process alone, which then finishes its running
+        tasks (Celery's warm shutdown); any other component by its whole process group."""
+        if self.health is None:
+            self.signal(signal.SIGTERM)
+        elif self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
 
 
 @dataclass
@@ -110,6 +179,24 @@ class NativeStack:
             Component(name, args, self.log_dir / f"{name}.log")
             for name, args in {**COMPONENTS, **LOCALFLOW_COMPONENTS}.items()
         ]
+        if settings.uses_celery(self.env):
+            self.components += self.celery_workers()
+
+    def celery_workers(self) -> list[Component]:
+        """The Celery workers: each consumes Airflow's queue and its own (its health check's), and
+        records its own name as the task instances' hostname."""
+        interval = float(self.env.get(HEALTH_INTERVAL, "30"))
+        default_queue = self.env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default")
+        found = []
+        for name in workers.names(worker_count(self.env)):
+            node = workers.nodename(name)
+            args = ["celery", "worker", "--celery-hostname", node, "--skip-serve-logs"]
+            args += ["--queues", f"{default_queue},{workers.own_queue(node)}"]
+            env = {workers.WORKER_NAME: name, "AIRFLOW__CORE__HOSTNAME_CALLABLE": workers.HOSTNAME_CALLABLE}
+            found.append(
+                Component(name, args, self.log_dir / f"{name}.log", env=env, health=Health(node, interval))
+            )
+        return found
 
     def import_airflow_once(self) -> None:
         """Import Airflow here once, unless turned off, so that every component shares it.
@@ -117,7 +204,7 @@ class NativeStack:
         This process's environment must be ``self.env``: ``up`` starts the supervisor with it.
         """
         if self.env.get(PRELOAD, "on").lower() not in settings.OFF_WORDS:
-            preload.preload()
+            preload.preload(celery=settings.uses_celery(self.env))
             self.preloaded = True
 
     def start(self) -> None:
@@ -131,6 +218,8 @@ class NativeStack:
             if pids.get(component.name):
                 # Still this PID's child, forked or not: waitpid works for it.
                 component.process = preload.ForkedProcess(pids[component.name])
+                if component.health:
+                    component.health.reset(time.monotonic())
 
     def supervise_once(self) -> None:
         """Restart any component that exited, with exponential back-off."""
@@ -138,6 +227,7 @@ class NativeStack:
         for component in self.components:
             code = component.process.poll() if component.process else None
             if code is None:
+                self.check_health(component, now)
                 continue
             if component.next_start is None:
                 # What the dead process forked (the scheduler's executor workers) lives on in its group;
@@ -156,6 +246,20 @@ class NativeStack:
                 component.next_start = None
                 component.start(self.env, forked=self.preloaded)
 
+    def check_health(self, component: Component, now: float) -> None:
+        """Restart a running Celery worker that failed its consumption check too often."""
+        if component.health is None:
+            return
+        if component.kill_at is not None:
+            if now >= component.kill_at:  # its warm shutdown waits on tasks that cannot report back
+                component.signal(signal.SIGKILL)
+            return
+        failed = component.health.poll(self.env, now)
+        if failed:
+            print(f"localflow: {component.name} is unhealthy ({failed}); restarting it", flush=True)
+            component.terminate()
+            component.kill_at = now + STOP_TIMEOUT
+
     def stop(self) -> None:
         """SIGTERM every component, then SIGKILL what is still alive after the timeout.
 
@@ -163,7 +267,9 @@ class NativeStack:
         outlive the executor that started them.
         """
         for component in self.components:
-            component.signal(signal.SIGTERM)
+            component.terminate()
+            if component.health:
+                component.health.reset(time.monotonic())
         deadline = time.monotonic() + STOP_TIMEOUT
         for component in self.components:
             if component.process:
@@ -174,6 +280,16 @@ class NativeStack:
                     component.process.wait()
         if stack_id := self.env.get(ownership.STACK_ID):
             ownership.end(ownership.processes_of(stack_id), timeout=TASK_STOP_TIMEOUT)
+
+
+def worker_count(env: Mapping[str, str]) -> int:
+    """How many Celery workers the native stack runs (``LOCALFLOW_CELERY_WORKERS``, default 1)."""
+    value = env.get(settings.CELERY_WORKERS, "1").strip()
+    if not value.isdigit() or int(value) < 1:
+        raise LocalflowError(
+            f"{settings.CELERY_WORKERS}={value!r} in .env: set a number of workers, 1 or more."
+        )
+    return int(value)
 
 
 def shed_airflow(stack: NativeStack, stopping: StopRequest) -> None:

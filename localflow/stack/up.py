@@ -10,13 +10,14 @@ import os
 import signal
 import socket
 import sys
+import urllib.parse
 from pathlib import Path
 
 from localflow import settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
 from localflow.stack import ownership
-from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE
+from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, worker_count
 
 
 def check_port_free(host: str, port: int, setting: str) -> None:
@@ -37,8 +38,28 @@ def check_port_free(host: str, port: int, setting: str) -> None:
 
 
 def preflight(env: dict[str, str]) -> None:
-    """Check the ports before anything starts."""
+    """Check the ports, and what the CeleryExecutor needs, before anything starts."""
     check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
+    if settings.uses_celery(env):
+        check_celery(env)
+
+
+def check_celery(env: dict[str, str]) -> None:
+    """The CeleryExecutor's workers are other processes writing to the same database: not SQLite's."""
+    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+        raise LocalflowError(
+            "the CeleryExecutor needs PostgreSQL: set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="
+            "postgresql+psycopg2://... in .env, or remove COMPOSE_PROFILES=celery (docs/celery.md)."
+        )
+    worker_count(env)
+    broker = urllib.parse.urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+    try:
+        socket.create_connection((broker.hostname or "127.0.0.1", broker.port or 6379), timeout=5).close()
+    except OSError as error:
+        raise LocalflowError(
+            f"cannot reach the Celery broker (Redis) at {broker.hostname}:{broker.port or 6379}: "
+            f"{error.strerror or error}; start it, or set AIRFLOW__CELERY__BROKER_URL in .env."
+        ) from None
 
 
 def stop_leftovers(last_stack: dict) -> None:

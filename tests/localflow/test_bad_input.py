@@ -49,6 +49,22 @@ def dag_file_outside_dags_folder(workspace: Path, env: dict) -> None:
     (workspace / "stray_dag.py").write_text((workspace / "dags" / "example_etl.py").read_text())
 
 
+def celery(database: str | None = None, **more: str):
+    """Set-up: .env switches to Celery (``COMPOSE_PROFILES=celery``) on ``database``, with ``more``.
+
+    The default database is a PostgreSQL URL nothing listens on: the check must come first.
+    """
+
+    def setup(workspace: Path, env: dict) -> None:
+        lines = {"COMPOSE_PROFILES": "celery", **more}
+        with_env(VALID_ENV + "".join(f"{name}={value}\n" for name, value in lines.items()))(workspace, env)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+            database or f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/airflow"
+        )
+
+    return setup
+
+
 def nothing(workspace: Path, env: dict) -> None:
     """Set-up: a fresh workspace."""
 
@@ -118,6 +134,27 @@ CASES = (
         ["check", "dags/example_etl.py"],
         1,
         "check takes no arguments (got dags/example_etl.py); one DAG file: python -m localflow dag-test FILE",
+    ),
+    (
+        "celery-on-sqlite",
+        celery(database="sqlite:////tmp/no.db"),
+        ["up"],
+        1,
+        "the CeleryExecutor needs PostgreSQL: set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    ),
+    (
+        "celery-no-workers",
+        celery(LOCALFLOW_CELERY_WORKERS="0"),
+        ["up"],
+        1,
+        "LOCALFLOW_CELERY_WORKERS='0' in .env: set a number of workers, 1 or more.",
+    ),
+    (
+        "celery-broker-unreachable",
+        celery(AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:{free_port()}/0"),
+        ["up"],
+        1,
+        "cannot reach the Celery broker (Redis) at 127.0.0.1:",
     ),
     ("unknown-command", nothing, ["frobnicate"], 2, "unknown command 'frobnicate'"),
     ("supervise-by-hand", nothing, ["up", "--supervise"], 1, "run `python -m localflow up`"),

@@ -86,6 +86,7 @@ FORBIDDEN = [
     ),
     ("localflow.stack.executor", "localflow", "loaded inside the scheduler, natively and in compose"),
     ("localflow.stack.task_output", "localflow", "loaded inside every task process"),
+    ("localflow.stack.workers", "localflow", "loaded inside every task process of a native Celery worker"),
     ("localflow.container.entrypoint", "localflow", "runs as root before the command, in the image"),
     ("localflow.codespaces", "localflow", "the entrypoint imports it, as root before the command"),
     ("localflow.container.healthcheck", "localflow", "a healthcheck must start in a fraction of a second"),

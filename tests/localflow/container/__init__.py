@@ -1,1 +1,1 @@
-"""Tests of localflow.container."""
+"""Tests of localflow/container/."""

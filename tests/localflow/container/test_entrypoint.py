@@ -1,12 +1,13 @@
-"""The entrypoint's settings for a container behind a forwarder: ``[api] base_url`` in a Codespace (derived
-as natively), and the one peer whose proxy headers the api-server honours: the network's gateway.
+"""The image's entrypoint: the settings for a container behind a forwarder (``[api] base_url`` in a
+Codespace, derived as natively, and the one peer whose proxy headers the api-server honours: the network's
+gateway), and the one line of .env that switches compose's Airflow services to Celery.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from localflow.container.entrypoint import default_gateway, proxy_settings
+from localflow.container.entrypoint import choose_executor, default_gateway, proxy_settings
 
 # /proc/net/route of a container on a compose network whose gateway is 172.18.0.1.
 ROUTES = """\
@@ -59,3 +60,27 @@ def test_default_gateway_reads_this_machines_table():
     with open("/proc/net/route") as table:
         gateway = default_gateway(table.read())
     assert gateway is None or all(part.isdigit() and int(part) < 256 for part in gateway.split("."))
+
+
+AIRFLOW_ENV = "localflow.stack.executor.LocalExecutor"  # what airflow.env sets
+
+# COMPOSE_PROFILES (None: unset), the executor every Airflow service then runs
+EXECUTOR_CASES = [
+    (None, AIRFLOW_ENV),
+    ("", AIRFLOW_ENV),
+    ("celery", "CeleryExecutor"),
+    ("celery,flower", "CeleryExecutor"),
+    (" flower , celery ", "CeleryExecutor"),
+    ("flower", AIRFLOW_ENV),
+    ("celeryx", AIRFLOW_ENV),
+]
+
+
+@pytest.mark.parametrize(("profiles", "executor"), EXECUTOR_CASES)
+def test_the_celery_profile_chooses_the_celery_executor(profiles: str | None, executor: str):
+    """It sets the CeleryExecutor when the ``celery`` profile is on, and leaves airflow.env's otherwise."""
+    environ = {"AIRFLOW__CORE__EXECUTOR": AIRFLOW_ENV}
+    if profiles is not None:
+        environ["COMPOSE_PROFILES"] = profiles
+    choose_executor(environ)
+    assert environ["AIRFLOW__CORE__EXECUTOR"] == executor

@@ -9,6 +9,7 @@ at that file and line, a local variable's value, every scope and variable of the
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 from localflow.debugging import support as debug
 from localflow.polling import wait_until
 from localflow.settings import shared_settings
+from testkit.broker import private_redis
 from testkit.dap import EXPAND_TIMEOUT, STOP_TIMEOUT, DapClient, check_stop, launch_configuration, line_of
 from testkit.environment import REPO, free_port
 from testkit.native_stack import running_stack
@@ -123,10 +125,11 @@ def _listening(port: int) -> bool:
 
 
 @pytest.mark.stack
-def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres):
+@pytest.mark.parametrize("executor", ["local", "celery"])
+def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres, executor):
     """With LOCALFLOW_DEBUG_TASKS set, the scheduler's task waits for the debugger, stops at the
     breakpoint, survives a pause longer than the heartbeat timeout and the token's lifetime, and the
-    run succeeds on the first try once the user continues.
+    run succeeds on the first try once the user continues. The same when a Celery worker runs the task.
 
     The heartbeat timeout is the one the workspace runs with (60 s, localflow/airflow.env; Airflow's
     default is 300 s). The token's lifetime is shortened from Airflow's 600 s to 30 s so the pause outlasts
@@ -142,7 +145,11 @@ def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres):
     }
     # Past the timeout and the scheduler's next check for tasks without a heartbeat (every 10 s).
     pause = heartbeat_timeout + 15
-    with running_stack(tmp_path, postgres.create(), **settings) as stack:
+    with contextlib.ExitStack() as stop:
+        if executor == "celery":
+            redis = stop.enter_context(private_redis())
+            settings |= {"COMPOSE_PROFILES": "celery", "AIRFLOW__CELERY__BROKER_URL": redis.url}
+        stack = stop.enter_context(running_stack(tmp_path, postgres.create(), **settings))
         run_id = stack.trigger("example_context")
         with stack.output_on_timeout():
             wait_until(lambda: _listening(port), STOP_TIMEOUT, what=f"a task listening on {port}")
@@ -167,6 +174,8 @@ def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres):
             "GET", f"/api/v2/dags/example_context/dagRuns/{run_id}/taskInstances/describe_run"
         )
         assert status == 200 and task["try_number"] == 1, task  # not killed and retried while paused
+        if executor == "celery":
+            assert task["hostname"] == "worker-1"  # the native stack's one worker ran it
 
 
 # LOCALFLOW_DEBUG_TASKS value, dag_id, task_id, selected
