@@ -1,11 +1,12 @@
 """localflow: the workspace's own tooling. Each concern is a subpackage; what they share sits beside them.
 
 - ``secrets/``: ``.env`` and its generated secrets, the key guard, key rotation, preparing a workspace.
-- ``stack/``: the native stack (``up``, the supervisor, preloading) and the executor compose uses too.
+- ``stack/``: the native stack (``up``, the supervisor, preloading, the local S3 server) and the executor
+  compose uses too.
 - ``debugging/``: ``dag-test`` (F5), debugger support inside tasks, the warm debug runner.
 - ``watcher/``: the dag watcher that reparses a saved file at once.
 - ``container/``: the image's entrypoint and healthchecks.
-- Shared: ``settings`` (+ ``airflow.env``), ``envfile`` (the KEY=VALUE syntax), ``settings_check``, ``errors``, ``bootstrap`` (standard
+- Shared: ``settings`` (+ ``airflow.env``), ``remote_logs`` (+ ``remote_logs.env``), ``envfile`` (the KEY=VALUE syntax), ``settings_check``, ``errors``, ``bootstrap`` (standard
   library only), ``rest`` (the one Airflow REST client), ``polling``, ``airflow_cli``, ``stopping``,
   ``internals`` (the private Airflow and CPython internals we rely on).
 
