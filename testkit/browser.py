@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from selenium import webdriver
@@ -99,6 +100,32 @@ class Browser:
         for dag_id in dag_ids:
             self.wait_for(f"//a[normalize-space()='{dag_id}']", f"{dag_id} in the DAG list")
         self.wait_for(f"//*[normalize-space()='{len(dag_ids)} Dags']", f"{len(dag_ids)} DAGs in the list")
+
+    # Rows of the task log view (a virtualized list: rows scrolled out of sight are not in the page).
+    LOG_ROWS = (
+        "//*[starts-with(@data-testid, 'virtualized-item-') or starts-with(@data-testid, 'group-header-')]"
+    )
+
+    def open_task_log(
+        self, url: str, dag_id: str, run_id: str, task_id: str, *, open_groups: tuple[str, ...] = ()
+    ) -> str:
+        """The log view of a task instance (its latest try), as its text; be logged in already.
+
+        ``open_groups``: the folded groups to unfold first, by title (e.g. "Log message source details",
+        which names where the log was read from).
+        """
+        self.open(f"{url}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}")
+        self.wait_for(self.LOG_ROWS, f"the log of {dag_id}.{task_id}")
+        for title in open_groups:
+            self.wait_for(
+                f"{self.LOG_ROWS}//*[normalize-space()='▶ {title}']",
+                f"the log group {title!r}",
+                clickable=True,
+            ).click()
+            self.wait_for(
+                f"{self.LOG_ROWS}//*[normalize-space()='▼ {title}']", f"the log group {title!r} open"
+            )
+        return "\n".join(row.text for row in self.driver.find_elements(By.XPATH, self.LOG_ROWS))
 
 
 @contextmanager
