@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -155,3 +156,67 @@ def test_header_documents_every_variable():
         assert re.search(rf"^# {variable}\b", header, re.MULTILINE), (
             f"{variable} is not documented in the header"
         )
+
+
+SWITCH_LINE = "# LOCALFLOW_REMOTE_LOGS=s3://localflow-logs/logs\n"
+
+
+def compose_with_env(tmp_path: Path, extra: str = "", *, switch_on: bool = False) -> dict:
+    """The model with a .env made from .env.example (as `secrets` makes it), its remote logs line
+    uncommented where it is (``switch_on``, as docs/logs.md says), and ``extra`` lines at the end."""
+    project = clean_copy(tmp_path)
+    template = (REPO / ".env.example").read_text()
+    assert SWITCH_LINE in template
+    if switch_on:
+        template = template.replace(SWITCH_LINE, SWITCH_LINE.removeprefix("# "))
+    (project / ".env").write_text(template + extra)
+    result = compose(project, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+REMOTE_LOGGING = "AIRFLOW__LOGGING__REMOTE_LOGGING"
+
+
+def test_remote_logs_are_off_by_default(tmp_path: Path):
+    """A fresh .env: no S3 service, no remote logging setting, no S3 packages in the image."""
+    model = compose_with_env(tmp_path)
+    assert "s3" not in model["services"]
+    for name in AIRFLOW_SERVICES:
+        spec = model["services"][name]
+        assert not {key for key in spec["environment"] if "REMOTE" in key or "S3" in key}, name
+        assert spec["build"]["args"]["INSTALL_S3"] == ""
+
+
+def test_remote_logs_switch_starts_the_s3_server_and_points_airflow_at_it(tmp_path: Path):
+    """LOCALFLOW_REMOTE_LOGS in .env: the profile's S3 server (healthy before Airflow, not published),
+    Airflow's remote logging to the bucket through localflow_s3, and the S3 packages in the image."""
+    model = compose_with_env(tmp_path, switch_on=True)
+    s3 = model["services"]["s3"]
+    assert s3["command"] == ["python", "-m", "localflow", "s3-server"]
+    assert s3["healthcheck"]["test"] == ["CMD", "python", "-m", "localflow", "s3-server", "--check"]
+    assert not s3.get("ports")
+    for name in AIRFLOW_SERVICES[1:]:
+        spec = model["services"][name]
+        assert spec["depends_on"]["s3"]["condition"] == "service_healthy", name
+        assert spec["environment"][REMOTE_LOGGING] == "True"
+        assert spec["environment"]["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] == "s3://localflow-logs/logs"
+        assert spec["environment"]["AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"] == "localflow_s3"
+        connection = json.loads(spec["environment"]["AIRFLOW_CONN_LOCALFLOW_S3"])
+        assert connection["extra"]["endpoint_url"] == "http://s3:9000"
+        assert spec["build"]["args"]["INSTALL_S3"] == "true"
+    # What airflow-init checks: the profile is on (docs/logs.md; remote_logs.check_compose_profile).
+    assert model["services"]["airflow-init"]["environment"]["COMPOSE_PROFILES"] == "s3"
+
+
+def test_remote_logs_connection_from_env_wins(tmp_path: Path):
+    """A connection of the user's own in .env (a real bucket) replaces the local server's."""
+    own = '{"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}'
+    model = compose_with_env(
+        tmp_path,
+        f"LOCALFLOW_REMOTE_LOGS=s3://my-bucket/airflow\nAIRFLOW_CONN_LOCALFLOW_S3={own}\n",
+        switch_on=True,
+    )
+    environment = model["services"]["airflow-scheduler"]["environment"]
+    assert environment["AIRFLOW_CONN_LOCALFLOW_S3"] == own
+    assert environment["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] == "s3://my-bucket/airflow"
