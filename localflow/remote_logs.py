@@ -148,7 +148,7 @@ def summary(env: Mapping[str, str], local_server: bool) -> str:
     if not enabled(env):
         return ""
     where = (
-        f"the local S3 server {env.get(ENDPOINT_SETTING, '')}, in memory until the stack stops"
+        f"the local S3 server {env.get(ENDPOINT_SETTING, '')}"
         if local_server
         else f"connection {env.get(CONN_ID_SETTING, CONN_ID)}"
     )

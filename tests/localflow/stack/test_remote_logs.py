@@ -3,7 +3,7 @@
 ``python3 -m localflow up`` (the system Python, as the README says) builds ``.venv`` with the extra lock,
 starts the local S3 server with the stack, and a task's log then lives in the bucket: boto3 finds it there,
 the file Airflow keeps locally is empty, and the UI's log view and the REST API show the printed line read
-from ``s3://``. The bucket the switch names is made at start. docs/logs.md.
+from ``s3://``, after a restart of the stack too. The bucket the switch names is made at start. docs/logs.md.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from localflow import settings
-from localflow.polling import WaitTimeout
+from localflow.polling import WaitTimeout, wait_until
 from testkit.browser import chromium
 from testkit.containers import fresh_copy
 from testkit.environment import free_port
@@ -71,6 +71,29 @@ def system_python() -> str:
     return str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}")
 
 
+def start_up(workspace: Path, api_port: int, output_path: Path) -> RunningStack:
+    """``python3 -m localflow up`` in ``workspace`` as a user types it, with the plain Python."""
+    with output_path.open("wb") as output:
+        process = subprocess.Popen(
+            [system_python(), "-m", "localflow", "up"],
+            cwd=workspace,
+            env=user_shell(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningStack(process, workspace, {"AIRFLOW__API__PORT": str(api_port)}, output_path)
+
+
+def logged_events(stack: RunningStack, run_id: str) -> list[str]:
+    """The events of the task's log as the REST API serves it (the source's s3:// key among them)."""
+    status, log = stack.api.request(
+        "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}/logs/1"
+    )
+    assert status == 200, log
+    return [entry.get("event") for entry in log["content"]]
+
+
 def test_task_log_goes_to_the_bucket_and_back(tmp_path):
     """The printed line is in the bucket, not in the local file, and the UI and the API show it from s3://."""
     workspace, artifacts = fresh_copy(tmp_path / "workspace"), tmp_path / "browser"
@@ -81,34 +104,33 @@ def test_task_log_goes_to_the_bucket_and_back(tmp_path):
     (workspace / ".env").write_text(
         f"LOCALFLOW_REMOTE_LOGS=s3://{BUCKET}/{FOLDER}\nLOCALFLOW_S3_PORT={s3_port}\nAIRFLOW__API__PORT={api_port}\n"
     )
-    output_path = tmp_path / "up.out"
-    with output_path.open("wb") as output:
-        process = subprocess.Popen(
-            [system_python(), "-m", "localflow", "up"],
-            cwd=workspace,
-            env=user_shell(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stack = RunningStack(process, workspace, {"AIRFLOW__API__PORT": str(api_port)}, output_path)
+    stack = start_up(workspace, api_port, tmp_path / "up.out")
     try:
         stack.wait_healthy(timeout=300)  # includes building .venv with requirements-s3.txt
         assert "requirements-s3.txt (LOCALFLOW_REMOTE_LOGS is set)" in stack.output()
         run_id = stack.trigger(DAG_ID)
         assert stack.wait_for_run(DAG_ID, run_id) == "success", stack.output()
 
-        # In the bucket, under the folder the switch names, as Airflow lays out task logs.
-        listed = subprocess.run(
-            [str(workspace / ".venv/bin/python"), "-c", LIST_BUCKET, f"http://127.0.0.1:{s3_port}", BUCKET],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        objects = json.loads(listed.stdout)
+        # In the bucket, under the folder the switch names, as Airflow lays out task logs. The task's
+        # supervisor uploads once it has reported the task's end: a moment after the run shows success.
+        def bucket() -> dict[str, str]:
+            listed = subprocess.run(
+                [
+                    str(workspace / ".venv/bin/python"),
+                    "-c",
+                    LIST_BUCKET,
+                    f"http://127.0.0.1:{s3_port}",
+                    BUCKET,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            return json.loads(listed.stdout)
+
         key = f"{FOLDER}/dag_id={DAG_ID}/run_id={run_id}/task_id={TASK_ID}/attempt=1.log"
-        assert key in objects, sorted(objects)
+        objects = wait_until(lambda: key in (found := bucket()) and found, 30, what=f"{key} in the bucket")
         assert line in objects[key]
 
         # Airflow empties its local copy once uploaded; gone altogether, what is served must be the bucket's.
@@ -116,21 +138,26 @@ def test_task_log_goes_to_the_bucket_and_back(tmp_path):
         assert local.read_text() == ""
         local.unlink()
 
-        status, log = stack.api.request(
-            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}/logs/1"
-        )
-        assert status == 200, log
-        events = [entry.get("event") for entry in log["content"]]
+        events = logged_events(stack, run_id)
         assert f"s3://{BUCKET}/{key}" in events and line in events, events
 
         with chromium(artifacts) as browser:
             browser.open(stack.url)
             browser.wait_for("//*[normalize-space()='Sign into Airflow']", "the login page")
             browser.log_in("admin", stack.admin_password)
+            # The login lands on the home page; opening another before it has would race with it.
+            browser.wait_for("//*[normalize-space()='Welcome']", "the home page after logging in")
             shown = browser.open_task_log(
                 stack.url, DAG_ID, run_id, TASK_ID, open_groups=("Log message source details",)
             )
         assert line in shown and f"s3://{BUCKET}/{key}" in shown, shown
+
+        # The local server's bucket outlives a restart (Airflow emptied its own copy of the log).
+        assert stack.stop() == 0, stack.output()
+        stack = start_up(workspace, api_port, tmp_path / "up-again.out")
+        stack.wait_healthy()
+        events = logged_events(stack, run_id)
+        assert f"s3://{BUCKET}/{key}" in events and line in events, events
     except WaitTimeout as error:
         raise AssertionError(f"{error}\n`up` printed:\n{stack.output()}") from None
     finally:
