@@ -43,12 +43,19 @@ def address(env: Mapping[str, str]) -> tuple[str, int]:
     return env.get(HOST_SETTING) or "127.0.0.1", int(port)
 
 
+def _is_write(line: str) -> bool:
+    try:
+        return json.loads(line).get("method") not in {"GET", "HEAD"}
+    except (ValueError, AttributeError):
+        return False  # a line cut short by a kill: nothing that can be replayed
+
+
 def keep_writes(saved: Path) -> None:
     """Drop the reads from the recording (the UI's, the healthcheck's): replaying them changes nothing."""
     if not saved.exists():
         return
     lines = saved.read_text().splitlines(keepends=True)
-    writes = [line for line in lines if json.loads(line).get("method") not in {"GET", "HEAD"}]
+    writes = [line for line in lines if _is_write(line)]
     if len(writes) < len(lines):
         saved.write_text("".join(writes))
 

@@ -7,11 +7,14 @@ server) is healthy before Airflow, and a task's log is in its bucket and served 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from localflow.polling import wait_until
+from localflow.secrets import rules
 from testkit.containers import DesktopUser, Engine, Stack, stack_on_fresh_copy
 
 pytestmark = pytest.mark.containers
@@ -27,14 +30,17 @@ LIST_BUCKET = (
 
 @pytest.fixture(scope="module")
 def stack(engine: Engine, desktop_user: DesktopUser, base_dir: Path) -> Iterator[Stack]:
-    """A fresh copy with the switch on in .env (made from .env.example, uncommented in place), up --wait."""
+    """A fresh copy with the switch on in .env, up --wait. The .env is the one `python -m localflow secrets`
+    makes (.env.example with the secrets filled in), the switch's line uncommented in place."""
     with stack_on_fresh_copy(engine, desktop_user, base_dir, "s3logs") as stack:
         template = (stack.workspace / ".env.example").read_text()
         assert SWITCH_LINE in template
+        for secret in rules.SECRETS:
+            template = template.replace(f"\n{secret.name}=\n", f"\n{secret.name}={secret.generate()}\n")
         env_file = stack.workspace / ".env"
         env_file.write_text(template.replace(SWITCH_LINE, SWITCH_LINE.removeprefix("# ")))
         env_file.chmod(0o600)
-        desktop_user.give(env_file)
+        os.chown(env_file, desktop_user.uid, desktop_user.gid)  # the user's own file, as on a desktop
         stack.up_output = stack.compose("up", "--wait", "--wait-timeout", "300", timeout=1200).stderr
         yield stack
 
@@ -54,9 +60,17 @@ def test_task_log_is_in_the_bucket_and_served_from_it(stack: Stack):
     stack.wait_for_dags((DAG_ID,))
     run = stack.run_dag(DAG_ID)
     assert run["state"] == "success", run
-    keys = json.loads(stack.compose("exec", "-T", "s3", "python", "-c", LIST_BUCKET, timeout=120).stdout)
     prefix = f"logs/dag_id={DAG_ID}/run_id={run['dag_run_id']}/task_id="
-    assert len([key for key in keys if key.startswith(prefix)]) == 3, keys
+
+    def uploaded() -> list[str]:
+        keys = json.loads(stack.compose("exec", "-T", "s3", "python", "-c", LIST_BUCKET, timeout=120).stdout)
+        return [key for key in keys if key.startswith(prefix)]
+
+    # Each task's supervisor uploads once it has reported the task's end: the last one a moment after the
+    # run shows success.
+    wait_until(
+        lambda: len(uploaded()) == 3, 60, interval=2, what=lambda: f"3 task logs in the bucket: {uploaded()}"
+    )
     status, tasks = stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances")
     assert status == 200, tasks
     task_id = tasks["task_instances"][0]["task_id"]
