@@ -28,6 +28,15 @@ RUN pip install --no-cache-dir --disable-pip-version-check "$(grep '^uv==' /tmp/
         -r /tmp/lock/requirements.txt -r /tmp/lock/requirements-dev.txt \
     && rm -rf /tmp/lock
 
+# Remote task logs on S3 (docs/logs.md): compose sets INSTALL_S3 while .env sets LOCALFLOW_REMOTE_LOGS.
+# A layer of its own, so that turning it on or off leaves the lock's layer above as it is.
+ARG INSTALL_S3=
+COPY requirements-s3.txt /tmp/lock/
+RUN if [ -n "${INSTALL_S3}" ]; then \
+        uv pip install --system --no-cache --no-deps --compile-bytecode -r /tmp/lock/requirements-s3.txt; \
+    fi \
+    && rm -rf /tmp/lock
+
 # The workspace tooling (entrypoint, secrets hook, init). The workspace itself is bind-mounted.
 COPY localflow /opt/localflow/localflow
 ENV PYTHONPATH=/opt/localflow \

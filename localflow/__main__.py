@@ -23,11 +23,14 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
   dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
                       [--dag-id ID] picks one DAG of the file, [--task-id ID] one task (and its upstream)
   watch [--check]     reparse saved DAG files at once (a component of `up` and of compose)
+  s3-server [--check] the local S3 server of remote task logs (a component of `up` and of compose while
+                      .env sets LOCALFLOW_REMOTE_LOGS: docs/logs.md)
   airflow ARGS        Airflow's own CLI on this workspace: its database, DAGs folder and .env's secrets
                       (python -m localflow airflow dags list, ... connections add, ... tasks test)
   bench [ARGS]        benchmark the native stack, Airflow's stock settings against ours (benchmarks/stack.py)
   rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
-  lock                recompile requirements.txt and requirements-dev.txt from pyproject.toml
+  lock                recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from
+                      pyproject.toml
 """
 
 
@@ -80,6 +83,12 @@ def _watch(args: list[str]) -> int:
     return run.main(args)
 
 
+def _s3_server(args: list[str]) -> int:
+    from localflow.stack import s3_server
+
+    return s3_server.main(args)
+
+
 def _airflow(args: list[str]) -> int:
     # Not a bare `airflow`, which natively knows nothing of this workspace (~/airflow, its own
     # database) and, without .env's Fernet key, would store connection passwords in plain text.
@@ -102,7 +111,7 @@ def _rotate_fernet_key(_args: list[str]) -> int:
 
 
 def _lock(_args: list[str]) -> int:
-    for lock_file in bootstrap.LOCK_FILES:
+    for lock_file in bootstrap.LOCK_INPUTS:
         subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
     return 0
 
@@ -147,6 +156,7 @@ COMMANDS = {
     "secrets": _secrets,
     "dag-test": _dag_test,
     "watch": _watch,
+    "s3-server": _s3_server,
     "airflow": _airflow,
     "bench": _bench,
     "rotate-fernet-key": _rotate_fernet_key,

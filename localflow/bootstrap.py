@@ -1,7 +1,8 @@
 """Make ``.venv`` from the lock on a machine that has nothing but Python, then run inside it.
 
 Standard library only: this runs before anything is installed. The venv holds exactly the pins of
-``requirements.txt`` and ``requirements-dev.txt`` (the same lock the image and CI install), with compiled
+``requirements.txt`` and ``requirements-dev.txt`` (the same lock the image and CI install), plus an optional
+lock while ``.env`` turns on what needs it (``requirements-s3.txt``: remote task logs), with compiled
 bytecode, which makes every Airflow process start about 2 s sooner on machines that set
 PYTHONDONTWRITEBYTECODE. A stamp of the lock's hash makes the second run instant.
 """
@@ -23,7 +24,13 @@ LOCK_FILES = ("requirements.txt", "requirements-dev.txt")
 LOCK_INPUTS = {
     "requirements.txt": ("pyproject.toml",),
     "requirements-dev.txt": ("--group", "pyproject.toml:dev", "-c", "requirements.txt"),
-}
+    "requirements-s3.txt": (
+        "--group", "pyproject.toml:s3", "-c", "requirements.txt", "-c", "requirements-dev.txt",
+    ),
+}  # fmt: skip
+# Optional locks, each installed only while its switch is set in .env (or the environment), and removed
+# again when it is not: nothing of it is in the default venv (docs/logs.md).
+OPTIONAL_LOCKS = {"requirements-s3.txt": "LOCALFLOW_REMOTE_LOGS"}
 STAMP = VENV / ".localflow-lock.sha256"
 
 
@@ -58,9 +65,37 @@ def compile_command(lock_file: str, output: Path | str) -> list[str]:
     ]  # fmt: skip
 
 
-def _lock_digest() -> str:
+def switch_value(name: str) -> str:
+    """The value ``python -m localflow`` will give ``name``: .env's, else the environment's.
+
+    Read without python-dotenv, which is not installed yet: the last plain ``NAME=value`` line. As in
+    ``settings.native_environment``, an environment marked ``LOCALFLOW_CALLER_ENV=1`` (the tests) wins.
+    """
+    if os.environ.get("LOCALFLOW_CALLER_ENV") == "1" and name in os.environ:
+        return os.environ[name]
+    value = os.environ.get(name, "")
+    env_file = Path(os.environ.get("LOCALFLOW_WORKSPACE") or WORKSPACE) / ".env"
+    try:
+        lines = env_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return value
+    for line in lines:
+        key, equals, rest = line.strip().removeprefix("export ").partition("=")
+        if equals and key.strip() == name:
+            value = rest.split(" #", 1)[0].strip().strip("'\"")
+    return value
+
+
+def lock_files() -> tuple[str, ...]:
+    """The lock files the venv holds now: the default two, and each optional one whose switch is set."""
+    return LOCK_FILES + tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if switch_value(switch).strip())
+
+
+def _lock_digest(lock_files: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    for name in LOCK_FILES:
+    for name in lock_files:
+        if name in OPTIONAL_LOCKS:  # named: a venv with it differs from one without, even if it is empty
+            digest.update(name.encode())
         digest.update((WORKSPACE / name).read_bytes())
     return digest.hexdigest()
 
@@ -75,20 +110,23 @@ def ensure_venv() -> Path:
     """Create or update ``.venv`` so it matches the lock exactly; return its interpreter."""
     if sys.version_info < (3, 10):  # noqa: UP036 - runs on whatever python3 the user has
         sys.exit(f"localflow: Python 3.10 to 3.13 is required; this is {sys.version.split()[0]}.")
-    digest = _lock_digest()
+    locks = lock_files()
+    digest = _lock_digest(locks)
     if STAMP.exists() and STAMP.read_text() == digest and venv_python().exists():
         return venv_python()
     if not venv_python().exists():
         print(f"localflow: creating {VENV.name} with Python {sys.version.split()[0]} ...", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     python = str(venv_python())
-    print("localflow: installing the locked packages (first run only) ...", flush=True)
+    optional = [f"{lock} ({OPTIONAL_LOCKS[lock]} is set)" for lock in locks if lock in OPTIONAL_LOCKS]
+    print(
+        f"localflow: installing the locked packages{' and ' + ', '.join(optional) if optional else ''} ...",
+        flush=True,
+    )
     if subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False).returncode != 0:
         _run([python, "-m", "ensurepip", "--upgrade"])  # a venv made by another tool may lack pip
     _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", uv_requirement()])
-    _run(
-        [python, "-m", "uv", "pip", "sync", "--quiet", "--python", python, "--compile-bytecode", *LOCK_FILES]
-    )
+    _run([python, "-m", "uv", "pip", "sync", "--quiet", "--python", python, "--compile-bytecode", *locks])
     STAMP.write_text(digest)
     return venv_python()
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import codespaces, envfile
+from localflow import codespaces, envfile, remote_logs
 
 WORKSPACE = Path(os.environ.get("LOCALFLOW_WORKSPACE", Path(__file__).resolve().parent.parent))
 SHARED_SETTINGS_FILE = Path(__file__).resolve().parent / "airflow.env"
@@ -114,6 +114,8 @@ def native_environment(
     if CELERY_PROFILE in profiles(env):
         env["AIRFLOW__CORE__EXECUTOR"] = CELERY_EXECUTOR
         env.setdefault("AIRFLOW__CELERY__BROKER_URL", NATIVE_BROKER_URL)
+    # Remote task logs on S3 when .env turns them on (remote_logs.env, the same settings compose uses).
+    remote_logs.apply(env)
     # Set, not left to Airflow's default: code that adds this to its own environment (os.environ.update)
     # must replace a shell's AIRFLOW_CONFIG, whose file may set another database or DAGs folder.
     env.setdefault("AIRFLOW_CONFIG", str(Path(env["AIRFLOW_HOME"]) / "airflow.cfg"))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from selenium import webdriver
@@ -102,11 +102,31 @@ class Browser:
             self.wait_for(f"//a[normalize-space()='{dag_id}']", f"{dag_id} in the DAG list")
         self.wait_for(f"//*[normalize-space()='{len(dag_ids)} Dags']", f"{len(dag_ids)} DAGs in the list")
 
-    def open_task_log(self, base_url: str, dag_id: str, run_id: str, task_id: str) -> None:
-        """Open a task instance's page, whose first tab is its log."""
-        run = urllib.parse.quote(run_id, safe="")
-        self.open(f"{base_url}/dags/{dag_id}/runs/{run}/tasks/{task_id}")
-        self.wait_for("//*[@data-testid='virtualized-list']", f"the log of {dag_id}.{task_id}")
+    # Rows of the task log view (a virtualized list: rows scrolled out of sight are not in the page).
+    LOG_ROWS = (
+        "//*[starts-with(@data-testid, 'virtualized-item-') or starts-with(@data-testid, 'group-header-')]"
+    )
+
+    def open_task_log(
+        self, url: str, dag_id: str, run_id: str, task_id: str, *, open_groups: tuple[str, ...] = ()
+    ) -> str:
+        """The log view of a task instance (its latest try), as its text; be logged in already.
+
+        ``open_groups``: the folded groups to unfold first, by title (e.g. "Log message source details",
+        which names where the log was read from).
+        """
+        self.open(f"{url}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}")
+        self.wait_for(self.LOG_ROWS, f"the log of {dag_id}.{task_id}")
+        for title in open_groups:
+            self.wait_for(
+                f"{self.LOG_ROWS}//*[normalize-space()='▶ {title}']",
+                f"the log group {title!r}",
+                clickable=True,
+            ).click()
+            self.wait_for(
+                f"{self.LOG_ROWS}//*[normalize-space()='▼ {title}']", f"the log group {title!r} open"
+            )
+        return "\n".join(row.text for row in self.driver.find_elements(By.XPATH, self.LOG_ROWS))
 
     def wait_for_log_line(self, text: str, timeout: float = 60) -> WebElement:
         """A line of the open log view that contains ``text``, shown (not folded into a group)."""

@@ -19,8 +19,8 @@ from localflow.__main__ import USAGE
 from testkit.environment import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
-COMMANDS = re.findall(r"^  ([a-z][a-z-]+)", USAGE, re.MULTILINE)
-LOCALFLOW_COMMAND = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z-]*)")
+COMMANDS = re.findall(r"^  ([a-z][a-z0-9-]+)", USAGE, re.MULTILINE)
+LOCALFLOW_COMMAND = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z0-9-]*)")
 
 
 def actionlint() -> str:

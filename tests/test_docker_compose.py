@@ -257,3 +257,90 @@ def test_celery_services_are_healthchecked_and_private():
     for name in (*AIRFLOW_SERVICES[1:], "airflow-worker"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
         assert services[name]["environment"]["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+
+
+SWITCH_LINE = "# LOCALFLOW_REMOTE_LOGS=s3://localflow-logs/logs\n"
+
+
+def compose_with_env(tmp_path: Path, extra: str = "", *, switch_on: bool = False) -> dict:
+    """The model with a .env made from .env.example (as `secrets` makes it), its remote logs line
+    uncommented where it is (``switch_on``, as docs/logs.md says), and ``extra`` lines at the end."""
+    project = clean_copy(tmp_path)
+    template = (REPO / ".env.example").read_text()
+    assert SWITCH_LINE in template
+    if switch_on:
+        template = template.replace(SWITCH_LINE, SWITCH_LINE.removeprefix("# "))
+    (project / ".env").write_text(template + extra)
+    result = compose(project, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+REMOTE_LOGGING = "AIRFLOW__LOGGING__REMOTE_LOGGING"
+
+
+def test_remote_logs_are_off_by_default(tmp_path: Path):
+    """A fresh .env: no S3 service, no remote logging setting, no S3 packages in the image."""
+    model = compose_with_env(tmp_path)
+    assert "s3" not in model["services"]
+    for name in AIRFLOW_SERVICES:
+        spec = model["services"][name]
+        assert not {key for key in spec["environment"] if "REMOTE" in key or "S3" in key}, name
+        assert spec["build"]["args"]["INSTALL_S3"] == ""
+
+
+def test_remote_logs_switch_starts_the_s3_server_and_points_airflow_at_it(tmp_path: Path):
+    """LOCALFLOW_REMOTE_LOGS in .env: the profile's S3 server (healthy before Airflow, not published),
+    Airflow's remote logging to the bucket through localflow_s3, and the S3 packages in the image."""
+    model = compose_with_env(tmp_path, switch_on=True)
+    s3 = model["services"]["s3"]
+    assert s3["command"] == ["python", "-m", "localflow", "s3-server"]
+    assert s3["healthcheck"]["test"] == ["CMD", "python", "-m", "localflow", "s3-server", "--check"]
+    assert not s3.get("ports")
+    for name in AIRFLOW_SERVICES[1:]:
+        spec = model["services"][name]
+        assert spec["depends_on"]["s3"]["condition"] == "service_healthy", name
+        assert spec["environment"][REMOTE_LOGGING] == "True"
+        assert spec["environment"]["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] == "s3://localflow-logs/logs"
+        assert spec["environment"]["AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"] == "localflow_s3"
+        connection = json.loads(spec["environment"]["AIRFLOW_CONN_LOCALFLOW_S3"])
+        assert connection["extra"]["endpoint_url"] == "http://s3:9000"
+        assert spec["build"]["args"]["INSTALL_S3"] == "true"
+    # What airflow-init checks: the profile is on (docs/logs.md; remote_logs.check_compose_profile).
+    assert model["services"]["airflow-init"]["environment"]["COMPOSE_PROFILES"] == "s3"
+
+
+def test_remote_logs_connection_from_env_wins(tmp_path: Path):
+    """A connection of the user's own in .env (a real bucket) replaces the local server's."""
+    own = '{"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}'
+    model = compose_with_env(
+        tmp_path,
+        f"LOCALFLOW_REMOTE_LOGS=s3://my-bucket/airflow\nAIRFLOW_CONN_LOCALFLOW_S3={own}\n",
+        switch_on=True,
+    )
+    environment = model["services"]["airflow-scheduler"]["environment"]
+    assert environment["AIRFLOW_CONN_LOCALFLOW_S3"] == own
+    assert environment["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] == "s3://my-bucket/airflow"
+
+
+PROFILES_LINE = "COMPOSE_PROFILES=${LOCALFLOW_REMOTE_LOGS:+s3}\n"
+
+
+@pytest.mark.parametrize(("switch_on", "profiles"), [(False, "celery,"), (True, "celery,s3")])
+def test_celery_and_s3_share_the_profiles_line(tmp_path: Path, switch_on: bool, profiles: str):
+    """celery added to .env.example's one COMPOSE_PROFILES line, as docs/celery.md says: the Celery services,
+    and the S3 server as well while the S3 switch is on; every Airflow service sees both profiles."""
+    template = (REPO / ".env.example").read_text()
+    assert template.count("\nCOMPOSE_PROFILES=") == 1 and PROFILES_LINE in template
+    edited = template.replace(PROFILES_LINE, "COMPOSE_PROFILES=celery,${LOCALFLOW_REMOTE_LOGS:+s3}\n")
+    if switch_on:
+        edited = edited.replace(SWITCH_LINE, SWITCH_LINE.removeprefix("# "))
+    project = clean_copy(tmp_path)
+    (project / ".env").write_text(edited)
+    result = compose(project, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert set(services) >= CELERY_SERVICES
+    assert ("s3" in services) == switch_on
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["COMPOSE_PROFILES"] == profiles, name

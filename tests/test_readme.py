@@ -19,11 +19,11 @@ README_PATH = REPO / "README.md"
 README = README_PATH.read_text()
 DOCS = sorted((REPO / "docs").glob("*.md"))
 PAGES = [README_PATH, *DOCS]
-COMMANDS = re.findall(r"^  ([a-z][a-z-]+)", USAGE, re.MULTILINE)
+COMMANDS = re.findall(r"^  ([a-z][a-z0-9-]+)", USAGE, re.MULTILINE)
 README_MAX_LINES = 180
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-LOCALFLOW_COMMAND = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z-]*)")
+LOCALFLOW_COMMAND = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z0-9-]*)")
 # A path into the repository: a tracked top-level folder, then at least one more part.
 REPO_PATH = re.compile(
     r"(?<![\w./~-])((?:\.ci|\.devcontainer|\.github|\.vscode|benchmarks|dags|docs|localflow|plugins|testkit|tests)"

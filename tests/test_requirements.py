@@ -38,7 +38,7 @@ def uv(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("name", bootstrap.LOCK_FILES)
+@pytest.mark.parametrize("name", bootstrap.LOCK_INPUTS)
 def test_every_requirement_is_pinned(name: str):
     """Each lock file pins every package exactly (the seed installs it with --no-deps)."""
     assert len(pins(name)) > 10
@@ -53,15 +53,29 @@ def test_lock_names_the_workspace_packages():
     assert {"ruff", "pytest", "uv"} <= dev
 
 
-def test_dev_lock_agrees_with_runtime_lock():
-    """A package in both files has the same pin in both, so the venv, the image and CI match."""
-    runtime = pins("requirements.txt")
-    for key, version in pins("requirements-dev.txt").items():
-        if key in runtime:
-            assert runtime[key] == version, key
+@pytest.mark.parametrize("name", ["requirements-dev.txt", "requirements-s3.txt"])
+def test_lock_agrees_with_the_locks_it_is_compiled_against(name: str):
+    """A package in two files has the same pin in both, so the venv, the image and CI match, and turning
+    remote logs on adds packages without changing one."""
+    earlier = {
+        **pins("requirements.txt"),
+        **(pins("requirements-dev.txt") if name.endswith("s3.txt") else {}),
+    }
+    for key, version in pins(name).items():
+        if key in earlier:
+            assert earlier[key] == version, key
 
 
-@pytest.mark.parametrize("name", bootstrap.LOCK_FILES)
+def test_s3_packages_are_only_in_their_own_lock():
+    """The Amazon provider and moto are in requirements-s3.txt, never in the default venv or image."""
+    s3_only = {"apache-airflow-providers-amazon", "moto", "boto3", "botocore"}
+    assert s3_only <= {package for package, _ in pins("requirements-s3.txt")}
+    for name in bootstrap.LOCK_FILES:
+        assert not s3_only & {package for package, _ in pins(name)}, name
+    assert bootstrap.OPTIONAL_LOCKS == {"requirements-s3.txt": "LOCALFLOW_REMOTE_LOGS"}
+
+
+@pytest.mark.parametrize("name", bootstrap.LOCK_INPUTS)
 def test_lock_is_current(name: str, tmp_path: Path):
     """Recompiling pyproject.toml gives the committed lock (someone edited the input without `lock`?).
 
@@ -84,9 +98,10 @@ def test_lock_is_current(name: str, tmp_path: Path):
 
 @pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
 def test_lock_installs_from_wheels_on_linux(python: str, tmp_path: Path):
-    """For each supported Python, every pinned package has a Linux wheel and the set is consistent."""
+    """For each supported Python, every pinned package has a Linux wheel and the set is consistent, with
+    the optional S3 lock too."""
     result = uv(
-        "pip", "compile", "requirements.txt", "requirements-dev.txt",
+        "pip", "compile", "requirements.txt", "requirements-dev.txt", "requirements-s3.txt",
         "--python-version", python, "--python-platform", "x86_64-manylinux_2_28",
         "--only-binary", ":all:", "--quiet", "-o", str(tmp_path / "resolved.txt"),
     )  # fmt: skip
@@ -94,8 +109,11 @@ def test_lock_installs_from_wheels_on_linux(python: str, tmp_path: Path):
 
 
 def test_image_venv_and_ci_install_the_same_lock():
-    """The Dockerfile installs both lock files; the bootstrap (README's commands, CI) syncs the same two."""
+    """The Dockerfile installs both lock files; the bootstrap (README's commands, CI) syncs the same two.
+    The S3 lock only with the build arg compose sets from the remote logs switch."""
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "COPY requirements.txt requirements-dev.txt" in dockerfile
+    assert "COPY requirements.txt requirements-dev.txt /tmp/lock/" in dockerfile
     assert "-r /tmp/lock/requirements.txt -r /tmp/lock/requirements-dev.txt" in dockerfile
+    assert 'if [ -n "${INSTALL_S3}" ]; then' in dockerfile
+    assert "-r /tmp/lock/requirements-s3.txt" in dockerfile
     assert bootstrap.LOCK_FILES == ("requirements.txt", "requirements-dev.txt")

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import envfile, settings, settings_check
+from localflow import envfile, remote_logs, settings, settings_check
 from localflow.airflow_cli import run_airflow
 from localflow.errors import LocalflowError
 from localflow.secrets import files, keyguard, passwords, store
@@ -76,6 +76,11 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     settings_check.check(own_settings, settings.ENV_FILE_NAME)
     effective = {**own_settings, **env}
     settings_check.check_parse_timeouts(effective)
+    if remote_logs.enabled(effective):  # compose's airflow-init: the image must have what the switch needs
+        remote_logs.bucket(effective)
+        remote_logs.check_installed(effective, in_container=settings.IN_CONTAINER)
+        if settings.IN_CONTAINER:
+            remote_logs.check_compose_profile(effective, workspace / settings.SETTINGS_FILE_NAME)
     keyguard.check(effective)  # also the first contact with the database: nothing is written before it
     passwords.write(
         Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), effective[ADMIN_PASSWORD]

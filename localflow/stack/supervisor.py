@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localflow import rest, settings
+from localflow import remote_logs, rest, settings
 from localflow.airflow_cli import airflow_command
 from localflow.errors import LocalflowError
 from localflow.secrets.rules import ADMIN_PASSWORD
@@ -40,6 +40,8 @@ COMPONENTS: dict[str, list[str]] = {
 LOCALFLOW_COMPONENTS: dict[str, list[str]] = {
     "dag-watcher": ["watch"],  # reparses a saved DAG file at once (localflow/watcher/)
 }
+# Only while task logs go to the local S3 server (LOCALFLOW_REMOTE_LOGS, docs/logs.md): s3_server.py.
+S3_SERVER: dict[str, list[str]] = {"s3-server": ["s3-server"]}
 # Fork the Airflow components from this process after importing Airflow once (preload.py):
 # they share its memory. `LOCALFLOW_PRELOAD=off` in .env starts each one as its own `airflow` process.
 PRELOAD = "LOCALFLOW_PRELOAD"
@@ -133,7 +135,7 @@ class Component:
         with self.log_path.open("ab") as log:
             command = (
                 [sys.executable, "-m", "localflow", *self.args]
-                if self.name in LOCALFLOW_COMPONENTS
+                if self.name in LOCALFLOW_COMPONENTS or self.name in S3_SERVER
                 else airflow_command(*self.args)
             )
             self.process = subprocess.Popen(
@@ -174,10 +176,17 @@ class NativeStack:
         """Where each component's output goes, under the stack's AIRFLOW_HOME."""
         return Path(self.env["AIRFLOW_HOME"]) / "logs" / "components"
 
+    @property
+    def local_s3_server(self) -> bool:
+        """True when task logs go to the local S3 server, which this stack then runs."""
+        workspace = Path(self.env.get("LOCALFLOW_WORKSPACE") or settings.WORKSPACE)
+        return remote_logs.uses_local_server(self.env, workspace / settings.SETTINGS_FILE_NAME)
+
     def __post_init__(self) -> None:
+        # The S3 server first: the first task's log upload must find its bucket.
+        names = {**(S3_SERVER if self.local_s3_server else {}), **COMPONENTS, **LOCALFLOW_COMPONENTS}
         self.components = [
-            Component(name, args, self.log_dir / f"{name}.log")
-            for name, args in {**COMPONENTS, **LOCALFLOW_COMPONENTS}.items()
+            Component(name, args, self.log_dir / f"{name}.log") for name, args in names.items()
         ]
         if settings.uses_celery(self.env):
             self.components += self.celery_workers()
@@ -332,7 +341,10 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
         if args and args[0] == ADOPT:
             stack.adopt(json.loads(args[1]))
         else:
-            print("localflow: starting api-server, scheduler, dag-processor, triggerer ...", flush=True)
+            extra = ", the local S3 server" if stack.local_s3_server else ""
+            print(
+                f"localflow: starting api-server, scheduler, dag-processor, triggerer{extra} ...", flush=True
+            )
             stack.import_airflow_once()
             stack.start()
             if stack.preloaded:
@@ -354,6 +366,7 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
                 f"  log in as {settings.ADMIN_USER!r} with the password in .env ({ADMIN_PASSWORD});\n"
                 f"  `python -m localflow secrets get {ADMIN_PASSWORD}` prints it.\n"
                 f"  DAGs: {env['AIRFLOW__CORE__DAGS_FOLDER']}   component logs: {stack.log_dir}\n"
+                f"{remote_logs.summary(env, stack.local_s3_server)}"
                 "  Press Ctrl-C to stop.\n",
                 flush=True,
             )

@@ -13,7 +13,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from localflow import settings
+from localflow import remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
 from localflow.stack import ownership
@@ -37,11 +37,18 @@ def check_port_free(host: str, port: int, setting: str) -> None:
             ) from None
 
 
-def preflight(env: dict[str, str]) -> None:
-    """Check the ports, and what the CeleryExecutor needs, before anything starts."""
+def preflight(env: dict[str, str], workspace: Path) -> None:
+    """Check the ports, what the CeleryExecutor needs, and that remote task logs can work if they are on,
+    before anything starts."""
     check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
     if settings.uses_celery(env):
         check_celery(env)
+    remote_logs.check_installed(env, in_container=False)
+    if remote_logs.uses_local_server(env, workspace / settings.SETTINGS_FILE_NAME):
+        port = env[remote_logs.PORT_SETTING]
+        if not port.isdigit():
+            raise LocalflowError(f"{remote_logs.PORT_SETTING}={port!r} is not a port number; fix it in .env.")
+        check_port_free("127.0.0.1", int(port), remote_logs.PORT_SETTING)
 
 
 def check_celery(env: dict[str, str]) -> None:
@@ -93,7 +100,7 @@ def up(workspace: Path = settings.WORKSPACE) -> int:
 
 def _prepare_and_supervise(workspace: Path, env: dict[str, str], lock_fd: int, last_stack: dict) -> int:
     stop_leftovers(last_stack)
-    preflight(env)
+    preflight(env, workspace)
     database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
     print(f"localflow: preparing {workspace} (database: {database}) ...", flush=True)
     # The components need what prepare() may just have created: on a fresh clone .env (the secrets) did

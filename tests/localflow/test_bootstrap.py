@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from localflow import bootstrap
 from testkit.environment import REPO
 
@@ -72,3 +74,34 @@ def test_first_command_builds_the_venv_from_the_lock(tmp_path: Path):
     assert second.returncode == 0, second.stderr
     assert "installing" not in second.stdout
     assert time.monotonic() - started < 30
+
+
+# .env of the workspace (None: none yet), the shell's LOCALFLOW_REMOTE_LOGS, whether the S3 lock is synced
+SWITCH_CASES = (
+    (None, None, False),
+    ("AIRFLOW__API__PORT=8080\n", None, False),
+    ("# LOCALFLOW_REMOTE_LOGS=s3://localflow-logs/logs\n", None, False),
+    ("LOCALFLOW_REMOTE_LOGS=s3://localflow-logs/logs\n", None, True),
+    ("export LOCALFLOW_REMOTE_LOGS='s3://b-logs/x'  # mine\n", None, True),
+    ("LOCALFLOW_REMOTE_LOGS=s3://a-logs/x\nLOCALFLOW_REMOTE_LOGS=\n", None, False),
+    (None, "s3://localflow-logs/logs", True),
+    ("LOCALFLOW_REMOTE_LOGS=\n", "s3://localflow-logs/logs", False),
+)
+
+
+@pytest.mark.parametrize(
+    ("env_file", "shell", "synced"),
+    SWITCH_CASES,
+    ids=["fresh", "other-settings", "commented", "on", "export-quoted", "last-wins", "shell", "env-wins"],
+)
+def test_s3_lock_follows_the_switch(tmp_path: Path, monkeypatch, env_file: str | None, shell, synced: bool):
+    """The venv gets requirements-s3.txt exactly while the switch is on, as `localflow` will read it."""
+    if env_file is not None:
+        (tmp_path / ".env").write_text(env_file)
+    monkeypatch.setenv("LOCALFLOW_WORKSPACE", str(tmp_path))
+    monkeypatch.delenv("LOCALFLOW_CALLER_ENV", raising=False)
+    monkeypatch.delenv("LOCALFLOW_REMOTE_LOGS", raising=False)
+    if shell is not None:
+        monkeypatch.setenv("LOCALFLOW_REMOTE_LOGS", shell)
+    expected = (*bootstrap.LOCK_FILES, "requirements-s3.txt") if synced else bootstrap.LOCK_FILES
+    assert bootstrap.lock_files() == expected
