@@ -128,6 +128,28 @@ class Browser:
             )
         return "\n".join(row.text for row in self.driver.find_elements(By.XPATH, self.LOG_ROWS))
 
+    def trigger_and_wait(self, dag_id: str, timeout: float = 240) -> str:
+        """On ``dag_id``'s page (logged in): trigger it with the UI's Trigger button and dialog, wait until
+        the page shows the new run succeed; its run id. The dialog unpauses the DAG by default (new DAGs
+        are paused), as a user would leave it."""
+        self.wait_for(
+            "//button[@aria-label='Trigger Dag']", f"the DAG page of {dag_id}", clickable=True
+        ).click()
+        self.wait_for(
+            f"//*[@role='dialog'][.//*[normalize-space()='Trigger Dag - {dag_id}']]"
+            "//button[normalize-space()='Trigger']",
+            "the Trigger button of the trigger dialog",
+            clickable=True,
+        ).click()
+        run_id = self.wait_for("//h2[starts-with(normalize-space(), 'manual__')]", "the new run").text
+        self.wait_for(
+            f"//h2[normalize-space()='{run_id}']/following-sibling::*[@data-testid='state-badge']"
+            "[normalize-space()='Success']",
+            f"{run_id} succeeding",
+            timeout=timeout,
+        )
+        return run_id
+
     def wait_for_log_line(self, text: str, timeout: float = 60) -> WebElement:
         """A line of the open log view that contains ``text``, shown (not folded into a group)."""
         return self.wait_for(

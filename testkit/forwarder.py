@@ -183,6 +183,31 @@ def forwarder(public_url: str, upstream_port: int, folder: Path) -> Iterator[For
         thread.join(timeout=30)
 
 
+# The variables a Codespace sets (the public address is derived from them: localflow/codespaces.py).
+CODESPACE = {
+    "CODESPACE_NAME": "fluffy-umbrella-5gq7r",
+    "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN": "app.github.dev",
+}
+# A task that returns the link to its own log, as Airflow puts it in notifications ({{ ti.log_url }}).
+LOG_URL_DAG = '''"""Generated DAG log_url: returns the link to its own log, as notifications show it."""
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["generated"])
+def log_url():
+    @task
+    def link(ti=None) -> str:
+        return ti.log_url
+
+    link()
+
+
+log_url()
+'''
+
+
 def log_in_and_trigger(
     browser: Browser, proxy: Forwarder, password: str, dag_id: str
 ) -> tuple[str, list[str]]:
@@ -194,22 +219,8 @@ def log_in_and_trigger(
     browser.wait_for("//*[normalize-space()='Sign into Airflow']", "the login page")
     landed.append(browser.url)
     browser.log_in("admin", password)
-    trigger = browser.wait_for(
-        "//button[@aria-label='Trigger Dag']", f"the DAG page of {dag_id}", clickable=True
-    )
+    browser.wait_for("//button[@aria-label='Trigger Dag']", f"the DAG page of {dag_id}")
     landed.append(browser.url)
-    trigger.click()
-    browser.wait_for(
-        f"//*[@role='dialog'][.//*[normalize-space()='Trigger Dag - {dag_id}']]//button[normalize-space()='Trigger']",
-        "the Trigger button of the trigger dialog",
-        clickable=True,
-    ).click()
-    run_id = browser.wait_for("//h2[starts-with(normalize-space(), 'manual__')]", "the new run").text
-    browser.wait_for(
-        f"//h2[normalize-space()='{run_id}']/following-sibling::*[@data-testid='state-badge']"
-        "[normalize-space()='Success']",
-        f"{run_id} succeeding",
-        timeout=240,
-    )
+    run_id = browser.trigger_and_wait(dag_id)
     landed.append(browser.url)
     return run_id, landed

@@ -19,33 +19,12 @@ import pytest
 
 from testkit.browser import chromium
 from testkit.containers import DesktopUser, Engine, Stack, stack_on_fresh_copy
-from testkit.forwarder import Forwarder, forwarder, log_in_and_trigger
+from testkit.forwarder import CODESPACE, LOG_URL_DAG, Forwarder, forwarder, log_in_and_trigger
 
 pytestmark = pytest.mark.containers
 
-CODESPACE = {
-    "CODESPACE_NAME": "fluffy-umbrella-5gq7r",
-    "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN": "app.github.dev",
-}
 # devcontainer.json forwards the api-server's container port, 8080, whatever port compose publishes.
 PUBLIC_URL = "https://fluffy-umbrella-5gq7r-8080.app.github.dev"
-LOG_URL_DAG = '''"""Generated DAG log_url: returns the link to its own log, as notifications show it."""
-
-import pendulum
-from airflow.sdk import dag, task
-
-
-@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["generated"])
-def log_url():
-    @task
-    def link(ti=None) -> str:
-        return ti.log_url
-
-    link()
-
-
-log_url()
-'''
 # Asks the api-server for a logout with a forged X-Forwarded-Proto; prints each Set-Cookie it answers.
 FORGED_LOGOUT = (
     "import http.client; c = http.client.HTTPConnection('airflow-api-server', 8080, timeout=30); "

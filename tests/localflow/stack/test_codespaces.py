@@ -18,34 +18,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from localflow import codespaces
 from testkit.browser import chromium
-from testkit.forwarder import Forwarder, forwarder, log_in_and_trigger
+from testkit.forwarder import CODESPACE, LOG_URL_DAG, Forwarder, forwarder, log_in_and_trigger
 from testkit.native_stack import RunningStack, running_stack
 
 pytestmark = pytest.mark.stack
-
-# A task that returns the link to its own log, as Airflow puts it in notifications ({{ ti.log_url }}).
-LOG_URL_DAG = '''"""Generated DAG log_url."""
-
-import pendulum
-from airflow.sdk import dag, task
-
-
-@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["generated"])
-def log_url():
-    @task
-    def link(ti=None) -> str:
-        return ti.log_url
-
-    link()
-
-
-log_url()
-'''
-CODESPACE = {
-    "CODESPACE_NAME": "fluffy-umbrella-5gq7r",
-    "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN": "app.github.dev",
-}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +35,7 @@ def codespace(tmp_path_factory) -> Iterator[tuple[RunningStack, Forwarder, Path]
     with running_stack(workspace, None, **CODESPACE) as stack:
         (workspace / "dags" / "log_url.py").write_text(LOG_URL_DAG)
         port = int(stack.env["AIRFLOW__API__PORT"])
-        public_url = f"https://{CODESPACE['CODESPACE_NAME']}-{port}.{CODESPACE['GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN']}"
+        public_url = codespaces.forwarded_url(CODESPACE, port)
         with forwarder(public_url, port, root) as proxy:
             yield stack, proxy, root
 
