@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from localflow.debugging import support as debug
+from testkit.container_files import compose_model
 from testkit.dap import launch_configuration, load_jsonc, substitute
 from testkit.environment import REPO
 
@@ -25,6 +26,7 @@ REQUIRED = {
     "Airflow: debug this DAG file",
     "Airflow: debug one task",
     "Airflow: attach to a scheduled task",
+    "Airflow: attach to a task on a Celery worker",
     "Airflow: debug this test file",
 }
 CONFIGURATIONS = load_jsonc(LAUNCH_JSON)["configurations"]
@@ -57,7 +59,7 @@ def used_paths(config: dict) -> list[str]:
 
 
 def test_every_configuration_is_there():
-    """The four configurations of the README exist, with unique names, all for the Python debugger."""
+    """The configurations of the README and docs/debugging.md exist, with unique names, all for the Python debugger."""
     names = [config["name"] for config in CONFIGURATIONS]
     assert len(names) == len(set(names))
     assert set(names) >= REQUIRED
@@ -126,8 +128,25 @@ def test_paths_exist_in_the_dev_container(name: str):
 
 def test_attach_connects_to_the_port_tasks_listen_on():
     """The attach configuration connects on loopback to the port a waiting task opens by default."""
-    config = next(
-        config for config in CONFIGURATIONS if config["name"] == "Airflow: attach to a scheduled task"
-    )
+    config = next(config for config in CONFIGURATIONS if config["name"] == debug.ATTACH)
     assert config["request"] == "attach"
     assert config["connect"] == {"host": debug.DEBUG_HOST, "port": debug.DEFAULT_PORT}
+
+
+def test_worker_attach_connects_to_the_worker_over_the_compose_network():
+    """The Celery worker configuration connects, from the editor's container, to the compose service whose
+    tasks listen off loopback, on the default port; only that service listens off loopback, it publishes
+    nothing, and it shares a network with the editor's service."""
+    config = next(config for config in CONFIGURATIONS if config["name"] == debug.ATTACH_WORKER)
+    assert config["request"] == "attach"
+    services = compose_model("COMPOSE_PROFILES=celery,flower\n")["services"]
+    off_loopback = {
+        name: service["environment"][debug.DEBUG_HOST_SETTING]
+        for name, service in services.items()
+        if debug.DEBUG_HOST_SETTING in (service.get("environment") or {})
+    }
+    assert off_loopback == {"airflow-worker": "0.0.0.0"}
+    assert config["connect"] == {"host": "airflow-worker", "port": debug.DEFAULT_PORT}
+    worker, editor = services["airflow-worker"], services[DEVCONTAINER["service"]]
+    assert "ports" not in worker
+    assert set(worker["networks"]) & set(editor["networks"])

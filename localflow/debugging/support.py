@@ -15,6 +15,8 @@ in the process that runs the task, right around the task's ``execute``):
 * ``LOCALFLOW_DEBUG_TASKS`` (set in ``.env``) makes matching tasks that the scheduler runs wait for a
   debugger on ``127.0.0.1:LOCALFLOW_DEBUG_PORT`` (5678) before they execute; ``plugins/localflow_plugin.py``
   registers the listener. The task's supervisor keeps heartbeating and refreshing its token meanwhile.
+  Compose's Celery workers set ``LOCALFLOW_DEBUG_HOST=0.0.0.0``: the editor's container reaches the port
+  over the compose network, where nothing publishes it (docs/debugging.md, "On a Celery worker in compose").
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import fnmatch
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -37,9 +40,12 @@ hookimpl = HookimplMarker("airflow")
 DEBUG_TASKS = "LOCALFLOW_DEBUG_TASKS"
 DEBUG_PORT = "LOCALFLOW_DEBUG_PORT"
 DEBUG_WAIT = "LOCALFLOW_DEBUG_WAIT"
+DEBUG_HOST_SETTING = "LOCALFLOW_DEBUG_HOST"  # set by compose on airflow-worker only
 DEFAULT_PORT = 5678
 DEFAULT_WAIT = 600.0  # seconds a task waits for a debugger before it runs without one
 DEBUG_HOST = "127.0.0.1"  # loopback only: a debug port runs any code it is sent
+ATTACH = "Airflow: attach to a scheduled task"  # .vscode/launch.json, for a task on loopback
+ATTACH_WORKER = "Airflow: attach to a task on a Celery worker"  # for a task in compose's worker container
 
 log = logging.getLogger(__name__)
 
@@ -164,25 +170,36 @@ def _in_separate_task_process() -> bool:
     return comms is not None and type(comms).__name__ != "InProcessSupervisorComms"
 
 
+def debug_host() -> str:
+    """The address a waiting task listens on: ``LOCALFLOW_DEBUG_HOST``, else loopback.
+
+    Only compose's ``airflow-worker`` sets it (0.0.0.0): the editor runs in another container there, and
+    the worker's own loopback is out of its reach.
+    """
+    return os.environ.get(DEBUG_HOST_SETTING, "").strip() or DEBUG_HOST
+
+
 def wait_for_debugger(dag_id: str, task_id: str, port: int, wait: float) -> bool:
     """Open the debug port and block until a debugger has attached and configured, or ``wait`` passes."""
     import debugpy
 
+    host = debug_host()
     try:
-        debugpy.listen((DEBUG_HOST, port))
+        debugpy.listen((host, port))
     except (RuntimeError, OSError) as error:  # another task holds the port, or listen() ran already
         log.warning(
             "localflow: %s.%s runs without a debugger: cannot listen on %d (%s)", dag_id, task_id, port, error
         )
         return False
+    # Off loopback, the hostname too: with several workers in compose it is the one to connect to.
+    where = f"{host}:{port}" if host == DEBUG_HOST else f"{host}:{port} of host {socket.gethostname()}"
     log.warning(
-        "localflow: %s.%s waits up to %.0f s for a debugger on %s:%d "
-        '(VS Code: "Airflow: attach to a scheduled task")',
+        'localflow: %s.%s waits up to %.0f s for a debugger on %s (VS Code: "%s")',
         dag_id,
         task_id,
         wait,
-        DEBUG_HOST,
-        port,
+        where,
+        ATTACH if host == DEBUG_HOST else ATTACH_WORKER,
     )
     timer = threading.Timer(wait, debugpy.wait_for_client.cancel)
     timer.daemon = True

@@ -10,6 +10,8 @@ at that file and line, a local variable's value, every scope and variable of the
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -240,3 +242,75 @@ def test_context_probes_make_no_lookups():
     assert before == "['looked up', 'looked up']"  # fails once Airflow fixes #51861: drop the patch then
     assert after == "['no lookup', 'no lookup']"
     assert greeting == "hello"
+
+
+# LOCALFLOW_DEBUG_HOST (None: unset), the address a waiting task listens on
+HOST_CASES = [
+    (None, "127.0.0.1"),
+    ("", "127.0.0.1"),
+    ("0.0.0.0", "0.0.0.0"),  # what compose sets on airflow-worker
+    (" 0.0.0.0 ", "0.0.0.0"),
+]
+
+
+@pytest.mark.parametrize(("setting", "host"), HOST_CASES)
+def test_debug_host_setting(monkeypatch, setting, host):
+    """Loopback unless LOCALFLOW_DEBUG_HOST says otherwise (only compose's worker does)."""
+    monkeypatch.delenv(debug.DEBUG_HOST_SETTING, raising=False)
+    if setting is not None:
+        monkeypatch.setenv(debug.DEBUG_HOST_SETTING, setting)
+    assert debug.debug_host() == host
+
+
+WAIT_IN_A_PROCESS = """
+import logging, sys
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+from localflow.debugging import support
+support.wait_for_debugger("example_etl", "transform", int(sys.argv[1]), 120)
+"""
+
+
+def _listen_addresses(port: int) -> set[str]:
+    return {
+        connection.laddr.ip
+        for connection in psutil.net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+    }
+
+
+# LOCALFLOW_DEBUG_HOST (None: unset), where the port is open, the configuration the log line names
+LISTEN_CASES = [
+    (None, "127.0.0.1", "Airflow: attach to a scheduled task"),
+    # Another loopback address stands in for compose's 0.0.0.0: a test opens nothing off this machine.
+    ("127.0.0.2", "127.0.0.2", "Airflow: attach to a task on a Celery worker"),
+]
+
+
+@pytest.mark.parametrize(("setting", "address", "configuration"), LISTEN_CASES)
+def test_a_waiting_task_listens_where_the_setting_says(tmp_path, setting, address, configuration):
+    """The debug port opens on the address of LOCALFLOW_DEBUG_HOST, and on that one only; the log line
+    says where and which configuration attaches (off loopback, with the hostname to connect to)."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key != debug.DEBUG_HOST_SETTING}
+    if setting is not None:
+        env[debug.DEBUG_HOST_SETTING] = setting
+    output = tmp_path / "output"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-c", WAIT_IN_A_PROCESS, str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the debugpy adapter it starts goes with it
+        )
+    try:
+        wait_until(lambda: _listen_addresses(port), 60, what=f"a listener on port {port}")
+        assert _listen_addresses(port) == {address}
+        wait_until(lambda: "waits up to" in output.read_text(), 30, what="the waiting task's log line")
+        line = output.read_text()
+        assert f"on {address}:{port}" in line and f'"{configuration}"' in line, line
+        assert ("of host" in line) is (setting is not None), line
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
