@@ -108,14 +108,23 @@ class Browser:
     )
 
     def open_task_log(
-        self, url: str, dag_id: str, run_id: str, task_id: str, *, open_groups: tuple[str, ...] = ()
+        self,
+        url: str,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        *,
+        map_index: int = -1,
+        open_groups: tuple[str, ...] = (),
     ) -> str:
-        """The log view of a task instance (its latest try), as its text; be logged in already.
+        """The log view of a task instance (its latest try; ``map_index`` of a mapped task), as its text;
+        be logged in already.
 
         ``open_groups``: the folded groups to unfold first, by title (e.g. "Log message source details",
         which names where the log was read from).
         """
-        self.open(f"{url}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}")
+        mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+        self.open(f"{url}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}{mapped}")
         self.wait_for(self.LOG_ROWS, f"the log of {dag_id}.{task_id}")
         for title in open_groups:
             self.wait_for(

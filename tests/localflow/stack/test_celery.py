@@ -19,6 +19,7 @@ import pytest
 from localflow.polling import wait_until
 from localflow.stack import workers
 from testkit.broker import PrivateRedis, private_redis
+from testkit.browser import chromium
 from testkit.native_stack import (
     CELERY_DAG_ID,
     RunningStack,
@@ -74,7 +75,7 @@ def check(stack: RunningStack, name: str) -> subprocess.CompletedProcess:
 
 def test_tasks_fan_out_across_two_workers_and_their_logs_are_readable(tmp_path: Path, postgres):
     """Eight tasks of one run succeed, some on each worker (their hostname in the REST API), and the log
-    of a task a worker ran reads through the REST API."""
+    of a task a worker ran reads through the REST API and in the UI's log view (headless Chromium)."""
     write_dag(tmp_path, tasks=8, seconds=3)
     with private_redis() as redis, celery_stack(tmp_path, postgres, redis) as stack:
         assert "scheduler" in stack.output() or stack.api.is_healthy()
@@ -88,6 +89,12 @@ def test_tasks_fan_out_across_two_workers_and_their_logs_are_readable(tmp_path: 
         path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/nap/logs/{first['try_number']}"
         log = stack.api.get(f"{path}?map_index=0")
         assert "celery-spread-marker 0" in str(log["content"])
+        with chromium(tmp_path) as browser:
+            browser.open(stack.url)
+            browser.log_in("admin", stack.admin_password)
+            browser.wait_for("//*[normalize-space()='Welcome']", "the home page after logging in")
+            browser.open_task_log(stack.url, DAG_ID, run_id, "nap", map_index=0)
+            browser.wait_for_log_line("celery-spread-marker 0")
         assert check(stack, "worker-1").returncode == 0
 
 
