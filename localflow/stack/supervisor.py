@@ -9,6 +9,7 @@ heals without a hand; a worker that no longer consumes its queue (``workers.py``
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -176,9 +177,10 @@ class NativeStack:
         """Where each component's output goes, under the stack's AIRFLOW_HOME."""
         return Path(self.env["AIRFLOW_HOME"]) / "logs" / "components"
 
-    @property
+    @functools.cached_property
     def local_s3_server(self) -> bool:
-        """True when task logs go to the local S3 server, which this stack then runs."""
+        """True when task logs go to the local S3 server, which this stack then runs (read once: it parses
+        airflow_settings.yaml)."""
         workspace = Path(self.env.get("LOCALFLOW_WORKSPACE") or settings.WORKSPACE)
         return remote_logs.uses_local_server(self.env, workspace / settings.SETTINGS_FILE_NAME)
 
