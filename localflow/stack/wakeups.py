@@ -1,0 +1,208 @@
+"""The scheduler and the dag-processor wake when there is work for them, instead of polling for it.
+
+Idle, Airflow's scheduler looks for work every ``[scheduler] scheduler_idle_sleep_time`` (1 s) and the
+dag-processor every second: a shorter interval makes runs and saves quick, and costs CPU all day. On
+PostgreSQL, triggers on Airflow's tables send a notification (``NOTIFY``, delivered at commit) when a run
+is created or a task instance changes state, which wakes the scheduler, and when a reparse is requested,
+which wakes the dag-processor. Their waits return at once on one and otherwise keep Airflow's intervals.
+Without notifications (SQLite) the scheduler looks every 0.2 s, as the workspace did before.
+
+Installed by the workspace plugin's ``on_starting`` listener (``plugins/localflow_plugin.py``). Imports
+only Airflow, SQLAlchemy and the database driver, and those only when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import select
+import selectors
+import sys
+import time
+import types
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEDULER = "localflow_scheduler"
+DAG_PROCESSOR = "localflow_dag_processor"
+SWITCH = "LOCALFLOW_WAKEUPS"
+POLL_WITHOUT_NOTIFICATIONS = 0.2  # seconds: the scheduler's idle sleep where the database cannot notify
+
+# The state is compared in the function, not in the triggers' WHEN or UPDATE OF: PostgreSQL refuses to
+# change the type of a column that a trigger's definition names, which would fail a later Airflow migration.
+FUNCTION = """
+CREATE OR REPLACE FUNCTION localflow_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME);
+    ELSIF NEW.state IS DISTINCT FROM OLD.state THEN
+        PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME);
+    END IF;
+    RETURN NULL;
+END $$
+"""
+TRIGGER = "localflow_wake"
+TRIGGERS = (  # table, the changes that count, the channel they wake
+    ("dag_run", "INSERT OR UPDATE", SCHEDULER),
+    ("task_instance", "INSERT OR UPDATE", SCHEDULER),
+    ("dag_priority_parsing_request", "INSERT", DAG_PROCESSOR),
+)
+
+
+def ensure_triggers(engine: Any) -> None:
+    """Create the notifying triggers where they are missing (table locks are taken only then)."""
+    from sqlalchemy import text
+
+    with engine.begin() as connection:
+        # The scheduler and the dag-processor start together: one at a time.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": TRIGGER})
+        connection.execute(text(FUNCTION))
+        present = set(
+            connection.scalars(
+                text("SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = :name"), {"name": TRIGGER}
+            )
+        )
+        for table, changes, channel in TRIGGERS:
+            if table not in present:
+                connection.execute(
+                    text(
+                        f"CREATE TRIGGER {TRIGGER} AFTER {changes} ON {table} "
+                        f"FOR EACH ROW EXECUTE FUNCTION localflow_wake('{channel}')"
+                    )
+                )
+
+
+class Wakeup:
+    """A connection that listens on one channel; ``wait`` returns at a notification or at its timeout."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.connection: Any = None  # the driver's connection, once listening
+        self.unavailable = False  # this database cannot notify: do not try again
+        self.failed = False  # the last attempt to listen failed (said once)
+
+    def listen(self) -> Any:
+        """The listening connection, opened (and the triggers made) on first use; None without one."""
+        if self.connection is not None or self.unavailable:
+            return self.connection
+        from airflow import settings
+
+        engine = settings.engine
+        if (engine.dialect.name, engine.dialect.driver) != ("postgresql", "psycopg2"):
+            self.unavailable = True
+            return None
+        try:
+            ensure_triggers(engine)
+            pooled = engine.raw_connection()
+            connection = pooled.driver_connection
+            pooled.detach()  # ours alone: the pool never hands it out nor resets it
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {self.channel}")
+        except Exception as error:  # the database is away: plain intervals until the next attempt
+            if not self.failed:
+                log.warning("localflow: not woken by the database for now (%s)", error)
+            self.failed = True
+            return None
+        self.failed = False
+        self.connection = connection
+        _listening.add(self)
+        log.info("localflow: woken by the database's notifications on %s", self.channel)
+        return connection
+
+    def drain(self) -> bool:
+        """Read the notifications that arrived; False when the connection has broken."""
+        try:
+            self.connection.poll()
+            self.connection.notifies.clear()
+            return True
+        except Exception as error:
+            log.warning("localflow: the database's notifications stopped (%s)", error)
+            return False
+
+    def wait(self, timeout: float) -> None:
+        """Sleep for ``timeout`` seconds or until a notification arrives."""
+        connection = self.listen()
+        if connection is None:
+            time.sleep(min(timeout, POLL_WITHOUT_NOTIFICATIONS) if self.unavailable else timeout)
+            return
+        if select.select([connection], [], [], max(timeout, 0))[0] and not self.drain():
+            self.close()  # the next wait opens a new one
+
+    def close(self) -> None:
+        """Stop listening (the next ``listen`` opens a new connection)."""
+        _listening.discard(self)
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+_listening: set[Wakeup] = set()
+
+
+def _forget_in_child() -> None:
+    """In a forked child (a task's worker, a parsing process), leave the parent's connections alone.
+
+    Freeing the inherited connection would tell the server to end the parent's session; pointing its socket
+    at /dev/null first makes that farewell go nowhere.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for wakeup in list(_listening):
+        os.dup2(devnull, wakeup.connection.fileno())
+        wakeup.close()
+    os.close(devnull)
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+@functools.cache  # once per process
+def wake_scheduler() -> None:
+    """The scheduler's idle sleep returns when a run or a task instance changes."""
+    from airflow.jobs import scheduler_job_runner
+
+    wakeup = Wakeup(SCHEDULER)
+    # Its loop's only sleep is ``time.sleep(min(scheduler_idle_sleep_time, next timed event))`` while idle.
+    scheduler_job_runner.time = types.SimpleNamespace(**{**vars(time), "sleep": wakeup.wait})
+
+
+@functools.cache  # once per process
+def wake_dag_processor() -> None:
+    """The dag-processor's wait for its parsing processes also returns when a reparse is requested."""
+    from airflow.dag_processing.manager import DagFileProcessorManager
+
+    prepare = DagFileProcessorManager.prepare_process_context
+
+    @functools.wraps(prepare)
+    def prepare_process_context(self: Any) -> None:
+        prepare(self)  # makes the selector its loop waits on
+        wakeup = Wakeup(DAG_PROCESSOR)
+        connection = wakeup.listen()
+        if connection is None:
+            return
+
+        def on_close(_: Any) -> None:  # then the manager closes it: Airflow's 1-s loop from then on
+            self.selector.unregister(connection)
+            _listening.discard(wakeup)
+
+        # (handler, on_close) as Airflow registers its parsing processes' sockets.
+        self.selector.register(connection, selectors.EVENT_READ, (lambda _: wakeup.drain(), on_close))
+
+    DagFileProcessorManager.prepare_process_context = prepare_process_context
+
+
+def install() -> None:
+    """Both, where this process has imported their module: a job's own command imports its runner first.
+
+    Only with ``LOCALFLOW_WAKEUPS=on`` (``localflow/airflow.env``; the benchmark's stock column unsets it).
+    """
+    if os.environ.get(SWITCH, "").strip().lower() != "on":
+        return
+    if "airflow.jobs.scheduler_job_runner" in sys.modules:
+        wake_scheduler()
+    if "airflow.dag_processing.manager" in sys.modules:
+        wake_dag_processor()
