@@ -209,6 +209,44 @@ INTERNALS = (
         "how the parsing process ended, for the import error's message",
         kind="assigned",
     ),
+    # --- The scheduler and the dag-processor wake on the database's notifications (stack/wakeups.py) ----
+    Internal(
+        "airflow.jobs.scheduler_job_runner",
+        "SchedulerJobRunner._run_scheduler_loop",
+        "stack/wakeups.py",
+        "its idle sleep is the module's time.sleep, which a waiting LISTEN replaces",
+        kind="reads",
+        text="time.sleep(min(self._scheduler_idle_sleep_time",
+    ),
+    Internal(
+        "airflow.dag_processing.manager",
+        "DagFileProcessorManager.prepare_process_context",
+        "stack/wakeups.py",
+        "wrapped: it creates the selector the parsing loop waits on, where the LISTEN joins",
+        kind="reads",
+        text="self.selector = selectors.DefaultSelector()",
+    ),
+    Internal(
+        "airflow.dag_processing.manager",
+        "DagFileProcessorManager._service_processor_sockets",
+        "stack/wakeups.py",
+        "a registered socket's data is (handler, on_close), the handler returning whether to keep it",
+        kind="reads",
+        text="socket_handler, on_close = key.data",
+    ),
+    *(
+        Internal(
+            module,
+            f"{model}.{column}",
+            "stack/wakeups.py",
+            f"a trigger on table {table} notifies on insert or a change of this column",
+        )
+        for module, model, table, column in (
+            ("airflow.models.dagrun", "DagRun", "dag_run", "state"),
+            ("airflow.models.taskinstance", "TaskInstance", "task_instance", "state"),
+            ("airflow.models.dagbag", "DagPriorityParsingRequest", "dag_priority_parsing_request", "id"),
+        )
+    ),
     # --- The secrets backends a DAG file's top-level lookups reach, parsed by dag-test --------------------
     Internal(
         "airflow.sdk.execution_time.supervisor",

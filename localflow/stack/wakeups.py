@@ -52,7 +52,7 @@ TRIGGERS = (  # table, the changes that count, the channel they wake
 )
 
 
-def ensure_triggers(engine: Any) -> None:
+def ensure_triggers(engine: Any, triggers: tuple[tuple[str, str, str], ...] = TRIGGERS) -> None:
     """Create the notifying triggers where they are missing (table locks are taken only then)."""
     from sqlalchemy import text
 
@@ -65,7 +65,7 @@ def ensure_triggers(engine: Any) -> None:
                 text("SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = :name"), {"name": TRIGGER}
             )
         )
-        for table, changes, channel in TRIGGERS:
+        for table, changes, channel in triggers:
             if table not in present:
                 connection.execute(
                     text(
@@ -78,8 +78,12 @@ def ensure_triggers(engine: Any) -> None:
 class Wakeup:
     """A connection that listens on one channel; ``wait`` returns at a notification or at its timeout."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(
+        self, channel: str, engine: Any = None, triggers: tuple[tuple[str, str, str], ...] = TRIGGERS
+    ):
         self.channel = channel
+        self.engine = engine  # SQLAlchemy's; None: Airflow's own
+        self.triggers = triggers  # made, where missing, before listening
         self.connection: Any = None  # the driver's connection, once listening
         self.unavailable = False  # this database cannot notify: do not try again
         self.failed = False  # the last attempt to listen failed (said once)
@@ -88,14 +92,16 @@ class Wakeup:
         """The listening connection, opened (and the triggers made) on first use; None without one."""
         if self.connection is not None or self.unavailable:
             return self.connection
-        from airflow import settings
+        if self.engine is None:
+            from airflow import settings
 
-        engine = settings.engine
+            self.engine = settings.engine
+        engine = self.engine
         if (engine.dialect.name, engine.dialect.driver) != ("postgresql", "psycopg2"):
             self.unavailable = True
             return None
         try:
-            ensure_triggers(engine)
+            ensure_triggers(engine, self.triggers)
             pooled = engine.raw_connection()
             connection = pooled.driver_connection
             pooled.detach()  # ours alone: the pool never hands it out nor resets it
@@ -123,14 +129,18 @@ class Wakeup:
             log.warning("localflow: the database's notifications stopped (%s)", error)
             return False
 
-    def wait(self, timeout: float) -> None:
-        """Sleep for ``timeout`` seconds or until a notification arrives."""
+    def wait(self, timeout: float) -> bool:
+        """Sleep for ``timeout`` seconds or until a notification arrives; True when one did."""
         connection = self.listen()
         if connection is None:
             time.sleep(min(timeout, POLL_WITHOUT_NOTIFICATIONS) if self.unavailable else timeout)
-            return
-        if select.select([connection], [], [], max(timeout, 0))[0] and not self.drain():
-            self.close()  # the next wait opens a new one
+            return False
+        if not select.select([connection], [], [], max(timeout, 0))[0]:
+            return False
+        if self.drain():
+            return True
+        self.close()  # the next wait opens a new one
+        return False
 
     def close(self) -> None:
         """Stop listening (the next ``listen`` opens a new connection)."""
