@@ -137,7 +137,8 @@ def answer(
             os._exit(keep_session(connection, request, fds))
         return pid
     except (EOFError, OSError, ValueError) as error:
-        if not isinstance(error, EOFError):  # EOF: a client only checked that it listens (start_runner)
+        # EOF or a broken pipe: a client that only checked the runner listens, or gave up waiting (--start)
+        if not isinstance(error, (EOFError, BrokenPipeError)):
             print(f"localflow warm runner: a request failed: {error!r}", flush=True)
         return 0
     finally:
