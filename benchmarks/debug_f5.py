@@ -6,7 +6,10 @@ Each measurement is what a user waits for: from the moment VS Code would start `
 debugpy.adapter`` to the ``stopped`` event at a breakpoint in a task body, driven over DAP by the same
 client as the tests (``testkit/dap.py``). The rows run interleaved, on one throwaway SQLite database
 migrated beforehand (as ``.airflow/airflow.db`` is after the first run). Prints a markdown table: median
-and spread (min-max) per row. Not a test: timings depend on the machine and on what else runs on it.
+and spread (min-max) per row, and each median as a fraction of stock ``dag.test()``'s in the same run.
+The "prestarted" row is the first F5 after opening the folder: ``--start`` (the folder-open task) ran and
+the runner is ready; the memory that idle runner holds (PSS and RSS) is printed below the table. Not a
+test: timings depend on the machine and on what else runs on it.
 
 A second table times a DAG whose task fails with one retry left (``retry_delay`` 30 s, a tenth of Airflow's
 default): F5 to the end of the run, ours (no retry under ``dag-test``) against stock ``dag.test()``
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -25,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
+
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -43,6 +49,7 @@ class Row(NamedTuple):
     config: dict
     env: dict[str, str]
     cold_runner: bool = False
+    started_ahead: bool = False  # `--start` (the folder-open task) ran, and the runner is ready
 
 
 def f5_configurations(dag_file: Path) -> tuple[dict, dict]:
@@ -63,13 +70,38 @@ def configurations(dag_id: str) -> dict[str, Row]:
     ours, direct = f5_configurations(REPO / "dags" / f"{dag_id}.py")
     return {
         "localflow, first F5 (starts the warm runner)": Row(ours, {}, cold_runner=True),
+        "localflow, first F5, runner prestarted on folder open": Row(
+            ours, {}, cold_runner=True, started_ahead=True
+        ),
         "localflow `Airflow: debug this DAG file`": Row(ours, {}),
         "localflow, `LOCALFLOW_WARM_RUNNER=off`": Row(ours, {protocol.WARM_RUNNER: "off"}),
-        "stock `dag.test()` (`dag-test --stock`)": Row({**direct, "args": [*direct["args"], "--stock"]}, {}),
+        STOCK_ROW: Row({**direct, "args": [*direct["args"], "--stock"]}, {}),
         f"stock `airflow dags test {dag_id}`": Row(
             {**direct, "module": "airflow", "args": ["dags", "test", dag_id]}, {}
         ),
     }
+
+
+STOCK_ROW = "stock `dag.test()` (`dag-test --stock`)"
+
+
+def start_ahead(env: dict[str, str]) -> psutil.Process:
+    """What the folder-open task does (``--start``), then wait until the runner has done its imports;
+    the runner's process."""
+    command = [sys.executable, "-m", "localflow.debugging.warm_runner", "--start"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        said = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True).stdout
+        if match := re.search(r"is running \(PID (\d+)\)", said):
+            return psutil.Process(int(match[1]))
+        time.sleep(0.5)
+    raise SystemExit(f"the runner started ahead did not get ready: {said}")
+
+
+def idle_memory(runner: psutil.Process) -> tuple[float, float]:
+    """PSS and RSS of an idle runner, in MiB (PSS counts pages shared with other processes in part)."""
+    memory = runner.memory_full_info()
+    return memory.pss / 2**20, memory.rss / 2**20
 
 
 def f5_to_stop(config: dict, env: dict[str, str], dag_file: Path, line: int, log: Path) -> float:
@@ -106,21 +138,22 @@ def failing_rows(dags: Path) -> tuple[Path, dict[str, Row]]:
     settings = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
     return dag_file, {
         "localflow `Airflow: debug this DAG file`": Row(ours, settings),
-        "stock `dag.test()` (`dag-test --stock`)": Row(
-            {**direct, "args": [*direct["args"], "--stock"]}, settings
-        ),
+        STOCK_ROW: Row({**direct, "args": [*direct["args"], "--stock"]}, settings),
     }
 
 
-def print_table(title: str, results: dict[str, list[float]]) -> None:
-    """A markdown table: median and spread per row (none when nothing was measured)."""
+def print_table(title: str, results: dict[str, list[float]], baseline: str | None = None) -> None:
+    """A markdown table: median and spread per row (none when nothing was measured), and with
+    ``baseline`` each median as a fraction of that row's."""
     if not any(results.values()):
         return
     print(f"\n{title} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n")
-    print("| configuration | median (s) | min-max (s) |")
-    print("|---|---:|---:|")
+    reference = statistics.median(results[baseline]) if baseline else None
+    print("| configuration | median (s) | min-max (s) |" + (" vs stock `dag.test()` |" if reference else ""))
+    print("|---|---:|---:|" + ("---:|" if reference else ""))
     for name, times in results.items():
-        print(f"| {name} | {statistics.median(times):.1f} | {min(times):.1f}-{max(times):.1f} |")
+        ratio = f" {statistics.median(times) / reference:.2f} |" if reference else ""
+        print(f"| {name} | {statistics.median(times):.1f} | {min(times):.1f}-{max(times):.1f} |{ratio}")
 
 
 def main() -> int:
@@ -146,6 +179,7 @@ def main() -> int:
         )
         rows = configurations(args.dag)
         results: dict[str, list[float]] = {name: [] for name in rows}
+        memory: list[tuple[float, float]] = []
         total = args.runs * len(rows)
         done = 0
         for _ in range(args.runs):
@@ -155,6 +189,8 @@ def main() -> int:
                 if row.cold_runner:
                     client.stop(env, str(REPO))
                 row_env = {**env, **row.env}
+                if row.started_ahead:  # the debuggee's environment: this one and the launch's env
+                    memory.append(idle_memory(start_ahead({**os.environ, **row_env})))
                 results[name].append(f5_to_stop(row.config, row_env, dag_file, line, home / "debuggee.log"))
         print(file=sys.stderr)
         failing: dict[str, list[float]] = {}
@@ -174,11 +210,17 @@ def main() -> int:
     finally:
         client.stop(env, str(REPO))
         shutil.rmtree(home, ignore_errors=True)
-    print_table(f"F5 to the breakpoint in `{args.dag}` ({args.runs} runs each)", results)
+    print_table(f"F5 to the breakpoint in `{args.dag}` ({args.runs} runs each)", results, STOCK_ROW)
+    if memory:
+        pss, rss = (statistics.median(values) for values in zip(*memory, strict=True))
+        print(
+            f"\nThe idle warm runner, ready (median of {len(memory)}): PSS {pss:.0f} MiB, RSS {rss:.0f} MiB"
+        )
     if failing:
         print_table(
             f"A task fails with a retry left (retry_delay 30 s): F5 to the end of the run ({args.failing_runs} runs each)",
             failing,
+            STOCK_ROW,
         )
     return 0
 

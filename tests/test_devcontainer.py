@@ -52,6 +52,14 @@ def test_post_create_hook_makes_the_secrets():
     assert devcontainer()["postCreateCommand"] == "python -m localflow secrets"
 
 
+def test_post_start_hook_starts_the_warm_runner_with_f5s_interpreter():
+    """Each container start starts the warm debug runner with the interpreter F5 uses there (a runner of
+    another interpreter would be replaced by the first F5)."""
+    config = devcontainer()
+    interpreter = config["customizations"]["vscode"]["settings"]["python.defaultInterpreterPath"]
+    assert config["postStartCommand"] == f"{interpreter} -m localflow.debugging.warm_runner --start"
+
+
 def test_ui_port_is_forwarded_and_labelled():
     """Port 8080 of the api-server is forwarded as "Airflow UI"."""
     config = devcontainer()

@@ -150,3 +150,16 @@ def test_worker_attach_connects_to_the_worker_over_the_compose_network():
     worker, editor = services["airflow-worker"], services[DEVCONTAINER["service"]]
     assert "ports" not in worker
     assert set(worker["networks"]) & set(editor["networks"])
+
+
+def test_folder_open_task_starts_the_runner_f5_uses():
+    """.vscode/tasks.json starts the warm runner when the folder opens, with what F5's DAG configurations
+    run it with: their interpreter and ``pythonArgs`` plus ``--start``, in their working folder."""
+    tasks = load_jsonc(REPO / ".vscode" / "tasks.json")["tasks"]
+    [task] = [task for task in tasks if task.get("runOptions", {}).get("runOn") == "folderOpen"]
+    for name in ("Airflow: debug this DAG file", "Airflow: debug one task"):
+        [config] = [config for config in CONFIGURATIONS if config["name"] == name]
+        assert task["command"] == config["python"]
+        assert task["args"] == [*config["pythonArgs"], "--start"]
+        assert task["options"]["cwd"] == config["cwd"]
+    assert task["presentation"]["reveal"] != "always"  # quiet: it only says what it did

@@ -1,18 +1,57 @@
-"""``python -m localflow.debugging.warm_runner``: the client (launch.json's ``pythonArgs``), ``--serve``, ``--stop``."""
+"""``python -m localflow.debugging.warm_runner``: the client (launch.json's ``pythonArgs``), ``--start``,
+``--serve`` and ``--stop``."""
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
-from localflow.debugging.warm_runner import client, server
+from localflow.debugging.warm_runner import client
+
+
+def start_in_background() -> int:
+    """``--start``: the runner F5 will use, started ahead (on folder open, in the dev container's start).
+
+    One line says what happened. Exit status 1 only when a runner should start and cannot.
+    """
+    from localflow import bootstrap
+
+    if not hasattr(socket, "send_fds"):
+        print("localflow: no warm debug runner on this platform; F5 runs directly")
+        return 0
+    if not bootstrap.in_prepared_environment():  # before .venv exists (F5 would run directly too)
+        print("localflow: warm debug runner not started: this interpreter is not the workspace's")
+        return 0
+    from localflow import settings
+    from localflow.debugging.warm_runner import protocol
+    from localflow.errors import LocalflowError
+
+    cwd = os.getcwd()
+    try:
+        env = client.debug_session_environment(dict(os.environ), cwd, in_container=settings.IN_CONTAINER)
+        if (
+            protocol.airflow_environment(env).get(protocol.WARM_RUNNER, "").strip().lower()
+            in settings.OFF_WORDS
+        ):
+            print(f"localflow: warm debug runner not started: {protocol.WARM_RUNNER} is off")
+            return 0
+        print(f"localflow: {client.start(env, cwd)}")
+    except (protocol.Unavailable, LocalflowError) as error:
+        print(f"localflow: cannot start the warm debug runner: {error}")
+        return 1
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    """The client (what launch.json runs), ``--serve`` (the runner itself) or ``--stop``."""
+    """The client (what launch.json runs), ``--start``, ``--serve`` (the runner itself) or ``--stop``."""
     if argv[:1] == ["--serve"]:
+        from localflow.debugging.warm_runner import server
+
         return server.serve(Path(argv[1]), argv[2])
+    if argv == ["--start"]:
+        return start_in_background()
     if argv == ["--stop"]:
         stopped = client.stop(dict(os.environ), os.getcwd())
         print("localflow: warm debug runner " + ("stopped" if stopped else "was not running"))

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from localflow.debugging.warm_runner.protocol import (
@@ -30,6 +31,7 @@ from localflow.debugging.warm_runner.protocol import (
 )
 
 START_TIMEOUT = 120.0
+CHECK_TIMEOUT = 1.0  # a runner that has done its imports answers `--start` at once
 
 
 def run_directly(argv: list[str]) -> None:
@@ -55,16 +57,27 @@ def connect(socket_path: Path) -> socket.socket | None:
     return client
 
 
-def start_runner(options: list[str], socket_path: Path, log_path: Path, expected: str) -> socket.socket:
-    """Start a runner in the background, in its own session, and wait until it accepts runs."""
+@contextlib.contextmanager
+def starting_alone(socket_path: Path) -> Iterator[None]:
+    """Hold this runner's start lock: F5 and ``--start`` at the same moment start one runner, not two."""
+    import fcntl
+
+    with open(socket_path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def start_runner(
+    options: list[str], socket_path: Path, log_path: Path, expected: str, env: dict[str, str]
+) -> socket.socket:
+    """Start a runner with ``env`` in the background, in its own session, and connect to it.
+
+    It listens before its imports, so this returns in a fraction of a second; a request sent on the
+    connection is answered once the imports are done.
+    """
     import subprocess
 
-    print(
-        "localflow: starting the warm debug runner (once; later runs skip Airflow's imports) ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its forks write straight to the user's terminal
+    env = {**env, "PYTHONUNBUFFERED": "1"}  # its forks write straight to the user's terminal
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
@@ -89,7 +102,7 @@ def start_runner(options: list[str], socket_path: Path, log_path: Path, expected
             raise Unavailable(f"the runner exited ({last[0]}; log: {log_path})")
         if (client := connect(socket_path)) is not None:
             return client
-        time.sleep(0.05)
+        time.sleep(0.02)
     process.kill()
     raise Unavailable(f"the runner did not start within {START_TIMEOUT:.0f} s (log: {log_path})")
 
@@ -106,12 +119,22 @@ def open_session(argv: list[str], airflow_env: dict[str, str]) -> tuple[socket.s
     socket_path, log_path = runner_paths(airflow_env, cwd)
     request = {"fingerprint": expected, "argv": argv, "env": dict(os.environ), "cwd": cwd}
     for _attempt in range(2):
-        client = connect(socket_path) or start_runner(options, socket_path, log_path, expected)
+        with starting_alone(socket_path):
+            client = connect(socket_path)
+            if client is None:
+                print(
+                    "localflow: starting the warm debug runner (once; later runs skip Airflow's imports) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                client = start_runner(options, socket_path, log_path, expected, dict(os.environ))
         send_message(client, request, STDIO)
+        client.settimeout(START_TIMEOUT)  # a runner still importing answers when it is done
         try:
             reply, _ = receive_message(client)
         except (EOFError, OSError):
             reply = {}
+        client.settimeout(None)
         if "pid" in reply:
             return client, reply["pid"]
         client.close()
@@ -121,7 +144,7 @@ def open_session(argv: list[str], airflow_env: dict[str, str]) -> tuple[socket.s
                 file=sys.stderr,
                 flush=True,
             )
-    raise Unavailable("the runner did not accept the run")
+    raise Unavailable(f"the runner did not accept the run (log: {log_path})")
 
 
 def relay(session: socket.socket, pid: int) -> int:
@@ -176,3 +199,44 @@ def stop(env: dict[str, str], cwd: str) -> bool:
         with contextlib.suppress(EOFError, OSError):
             receive_message(client)
     return True
+
+
+def debug_session_environment(env: dict[str, str], cwd: str, *, in_container: bool) -> dict[str, str]:
+    """The environment VS Code gives F5's debuggee: ``env`` with the workspace's ``.env`` over it.
+
+    VS Code's Python debugger adds ``python.envFile`` (by default ``${workspaceFolder}/.env``). Natively that
+    changes nothing, as ``dag-test`` puts .env over the environment anyway; in the dev container the
+    environment is used as it is, so a runner started without .env's values would be out of date for F5.
+    """
+    env_file = Path(cwd) / ".env"
+    if not in_container or not env_file.exists():
+        return dict(env)
+    from localflow import envfile
+
+    return {**env, **envfile.load(env_file)}
+
+
+def start(env: dict[str, str], cwd: str) -> str:
+    """Have an up-to-date runner for F5 in ``cwd`` running, or starting: returns without waiting for its
+    imports, and says in one line what it found. ``env``: what F5's debuggee gets
+    (``debug_session_environment``). Raises ``Unavailable`` when no runner can start."""
+    airflow_env = airflow_environment(env)
+    options = runner_options([])  # what F5's `-X frozen_modules=off` becomes
+    expected = fingerprint(options, airflow_env, cwd)
+    socket_path, log_path = runner_paths(airflow_env, cwd)
+    with starting_alone(socket_path):
+        runner = connect(socket_path)
+        if runner is not None:
+            with runner:
+                runner.settimeout(CHECK_TIMEOUT)
+                try:
+                    send_message(runner, {"fingerprint": expected, "check": True})
+                    reply, _ = receive_message(runner)
+                except TimeoutError:  # still importing: it is the one F5 will use
+                    return f"the warm debug runner is starting (log: {log_path})"
+                except (EOFError, OSError):
+                    reply = {}
+            if "ready" in reply:
+                return f"the warm debug runner is running (PID {reply['ready']})"
+        start_runner(options, socket_path, log_path, expected, env).close()
+    return f"starting the warm debug runner in the background (log: {log_path})"

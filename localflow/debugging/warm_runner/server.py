@@ -62,14 +62,20 @@ def preload() -> None:
 
 
 def serve(socket_path: Path, own_fingerprint: str) -> int:
-    """Accept runs until idle for too long or out of date; each run is handled in a fork."""
-    preload()
+    """Accept runs until idle for too long or out of date; each run is handled in a fork.
+
+    The socket listens before the imports: a client that comes meanwhile (F5 right after ``--start``)
+    waits in the backlog for this runner instead of starting another one.
+    """
     idle_limit = float(os.environ.get(IDLE) or DEFAULT_IDLE)
     socket_path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(socket_path))
     os.chmod(socket_path, 0o600)
     own_socket = socket_path.stat().st_ino
+    listener.listen()
+    print(f"localflow warm runner {os.getpid()}: importing Airflow ...", flush=True)
+    preload()
 
     def retire(reason: str) -> None:
         # Unlink only our own socket file: a replacement may have bound the path already.
@@ -77,7 +83,6 @@ def serve(socket_path: Path, own_fingerprint: str) -> int:
             socket_path.unlink(missing_ok=True)
         print(f"localflow warm runner {os.getpid()}: {reason}: exiting", flush=True)
 
-    listener.listen()
     listener.settimeout(1.0)
     print(f"localflow warm runner {os.getpid()}: ready on {socket_path}", flush=True)
     sessions: set[int] = set()
@@ -120,6 +125,9 @@ def answer(
             retire("stop requested" if request.get("stop") else "out of date")  # before the client
             send_message(connection, {"stale": True})  # starts a replacement
             return None
+        if request.get("check"):  # `--start` asks whether this runner will do
+            send_message(connection, {"ready": os.getpid()})
+            return 0
         if len(fds) != len(STDIO):
             return 0
         pid = os.fork()
@@ -129,7 +137,9 @@ def answer(
             os._exit(keep_session(connection, request, fds))
         return pid
     except (EOFError, OSError, ValueError) as error:
-        print(f"localflow warm runner: a request failed: {error!r}", flush=True)
+        # EOF or a broken pipe: a client that only checked the runner listens, or gave up waiting (--start)
+        if not isinstance(error, (EOFError, BrokenPipeError)):
+            print(f"localflow warm runner: a request failed: {error!r}", flush=True)
         return 0
     finally:
         for fd in fds:

@@ -9,6 +9,7 @@ off or unusable) F5 still works.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -181,6 +182,48 @@ def test_later_runs_are_forked_and_see_edited_helpers(probe: Probe, tmp_path):
     assert second["exitCode"] == 0
     assert "warm debug runner" not in (tmp_path / "second.log").read_text()
     assert second["runner"] == first["runner"] is not None
+
+
+def start_ahead(env: dict[str, str]) -> str:
+    """``python -m localflow.debugging.warm_runner --start`` in the workspace, as the folder-open task runs it;
+    its one line of output."""
+    command = [sys.executable, "-m", "localflow.debugging.warm_runner", "--start"]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+def runners_serving(socket_path: Path) -> list[psutil.Process]:
+    """The runner processes (not their forks) listening at ``socket_path``."""
+    serving = [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if "--serve" in (process.info["cmdline"] or []) and str(socket_path) in process.info["cmdline"]
+    ]
+    return [process for process in serving if process.parent() not in serving]
+
+
+def test_a_runner_started_ahead_serves_the_first_f5(probe: Probe, tmp_path):
+    """``--start`` (on folder open) returns without waiting for Airflow's imports; the first F5 then runs
+    in that runner, neither starting nor replacing one, and stops at the breakpoint."""
+    client.stop(probe.env, str(REPO))
+    env = {**os.environ, **probe.env}  # what the debuggee gets: the editor's environment and launch's env
+    socket_path, _log = protocol.runner_paths(protocol.airflow_environment(env), str(REPO))
+    started = time.monotonic()
+    assert "starting the warm debug runner in the background" in start_ahead(env)
+    assert time.monotonic() - started < 10, "--start does not wait for the imports"
+    # Opened again meanwhile (or the dev container's start and the folder-open task together): one runner.
+    assert start_ahead(env).startswith("localflow: the warm debug runner is ")  # starting, or running
+    [runner] = runners_serving(socket_path)
+
+    probe.set_helper("started ahead")
+    log = tmp_path / "first-f5.log"
+    exited = f5(probe, log, expected="started ahead")
+    assert exited["exitCode"] == 0
+    assert "warm debug runner" not in log.read_text()  # neither "starting" nor "restarting"
+    assert exited["runner"] == runner.pid
+    assert start_ahead(env) == f"localflow: the warm debug runner is running (PID {runner.pid})"
+    assert runners_serving(socket_path) == [runner]
 
 
 def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
