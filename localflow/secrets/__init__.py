@@ -1,6 +1,6 @@
 """The workspace's secrets and what must hold before Airflow starts.
 
-``rules`` (what each secret is), ``files`` (safe writes), ``store``
+``rules`` (what each secret is), ``files`` (safe writes), ``schema`` (is the database migrated), ``store``
 (``.env`` itself), ``passwords`` (the api-server's admin password file), ``keyguard`` (a Fernet key that
 can read the database), ``rotation`` (``rotate-fernet-key``), ``prepare`` (what ``up`` and
 ``airflow-init`` run first) and ``hook`` (the ``secrets`` command). Imports only shared modules;

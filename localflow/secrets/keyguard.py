@@ -26,7 +26,8 @@ ENCRYPTED_COLUMNS = (
 )
 
 
-def _engine(env: Mapping[str, str]) -> sa.Engine:
+def metadata_engine(env: Mapping[str, str]) -> sa.Engine:
+    """The metadata database of ``env``, or one clear error for a URL that cannot be one."""
     url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     try:
         return sa.create_engine(url, connect_args=_connect_args(url))
@@ -42,7 +43,7 @@ def _connect_args(url: str) -> dict:
 
 def encrypted_values(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """Every encrypted value in the metadata database as (kind, id, token); empty for a new database."""
-    engine = _engine(env)
+    engine = metadata_engine(env)
     found: list[tuple[str, str, str]] = []
     try:
         with engine.connect() as connection:

@@ -15,7 +15,7 @@ from pathlib import Path
 from localflow import envfile, remote_logs, settings, settings_check
 from localflow.airflow_cli import run_airflow
 from localflow.errors import LocalflowError
-from localflow.secrets import files, keyguard, passwords, store
+from localflow.secrets import files, keyguard, passwords, schema, store
 from localflow.secrets.rules import ADMIN_PASSWORD, SECRETS
 
 
@@ -85,7 +85,8 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     passwords.write(
         Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), effective[ADMIN_PASSWORD]
     )
-    run_airflow(["db", "migrate"], effective, "migrating the metadata database")
+    if not schema.is_current(effective):
+        run_airflow(["db", "migrate"], effective, "migrating the metadata database")
     ensure_settings_file(workspace)
     return effective
 
