@@ -93,11 +93,27 @@ INTERNALS = (
     Internal(
         EXECUTION_API,
         "create_task_execution_api_app",
-        "debugging/dagtest.py",
-        "swapped for the unversioned in-process Execution API",
+        "debugging/dagtest.py, stack/preload.py",
+        "swapped for the app of execution_api.py (routes of the newest version only)",
         "parameters",
         ("lifespan",),
     ),
+    Internal(
+        "airflow.api_fastapi.app",
+        "create_task_execution_api_app",
+        "execution_api.py",
+        "the api-server's app imported the factory by name: swapped there too",
+    ),
+    Internal(EXECUTION_API, "JWTReissueMiddleware", "execution_api.py", "the same middleware as stock"),
+    Internal(
+        EXECUTION_API,
+        "_inject_trace_context_dep",
+        "execution_api.py",
+        "the trace context dependency Airflow's factory adds",
+        "parameters",
+        ("routes", "mode"),
+    ),
+    Internal(EXECUTION_API, "logger", "execution_api.py", "unhandled errors logged as Airflow's app does"),
     Internal(EXECUTION_API, "lifespan", "debugging/dagtest.py", "the in-process API's lifespan"),
     Internal(
         EXECUTION_API, "CorrelationIdMiddleware", "debugging/dagtest.py", "the same middleware as stock"

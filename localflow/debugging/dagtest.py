@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from localflow import execution_api as unversioned
 from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
 
@@ -211,26 +212,6 @@ def ensure_database() -> None:
         db.upgradedb()
 
 
-def _unversioned_execution_api(lifespan):
-    """Airflow's Task Execution API app with its routes as they are now, without Cadwyn's per-version copies.
-
-    ``create_task_execution_api_app`` builds one copy of every route for each of the API's ~12 versions on
-    the first request: about 3.5 s of the in-process API's 4.4 s (8 s under a debugger). A client of the
-    same Airflow speaks the newest version, which is the routes as written; in-process callers do not
-    authenticate (``InProcessExecutionAPI`` overrides that). Same middleware and error handlers.
-    """
-    from airflow.api_fastapi.common.exceptions import init_error_handlers
-    from airflow.api_fastapi.execution_api import app as execution_api
-    from airflow.api_fastapi.execution_api.routes import execution_api_router
-    from fastapi import FastAPI
-
-    app = FastAPI(title="Airflow Task Execution API (in-process, localflow)", lifespan=lifespan)
-    app.add_middleware(execution_api.CorrelationIdMiddleware)
-    app.include_router(execution_api_router)
-    init_error_handlers(app)
-    return app
-
-
 @contextlib.contextmanager
 def fast(bag: object) -> Iterator[None]:
     """What dag.test() does, minus what a run of one file does not need. Each step is Airflow's own:
@@ -238,7 +219,7 @@ def fast(bag: object) -> Iterator[None]:
     * the bundle sync parses only this file: dag.test() re-parses every file of the ``dags-folder``
       bundle (``BundleDagBag``) to write the DAG to the database; the bag already parsed stands in for it,
       and ``sync_bag_to_db`` limits its changes to the files in the bag;
-    * the in-process Execution API is built without per-version route copies (see above), ahead of the
+    * the in-process Execution API is built without per-version route copies (``localflow/execution_api.py``), ahead of the
       run and untraced;
     * under a debugger the set-up runs untraced, and the thread is traced only while a task runs.
     """
@@ -256,7 +237,8 @@ def fast(bag: object) -> Iterator[None]:
         return stock_bag(*args, **kwargs)
 
     def unversioned_app(lifespan=execution_api.lifespan):
-        return _unversioned_execution_api(lifespan)
+        # In-process callers do not authenticate (InProcessExecutionAPI overrides that): no tokens to renew.
+        return unversioned.create_app(lifespan, reissue_tokens=False)
 
     dagbag_module.BundleDagBag = bundle_bag
     execution_api.create_task_execution_api_app = unversioned_app

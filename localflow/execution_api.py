@@ -1,0 +1,66 @@
+"""Airflow's Task Execution API served without Cadwyn's per-version copies of its routes.
+
+Airflow's ``create_task_execution_api_app`` makes a copy of every route for each version of the API
+(9 in Airflow 3.3.2) at its first request: measured 3.2 s and 49 MB. Tasks, triggers and parsing
+processes of the same Airflow speak its newest version, which is the routes as written, so the native
+stack's api-server (``stack/preload.py``) and ``dag-test``'s in-process API (``debugging/dagtest.py``) serve
+those alone, with Airflow's middleware and error handlers. Compose's api-server, not preloaded, keeps
+Airflow's own app, as does a native one restarted after a crash.
+
+Imports only Airflow and FastAPI, and those only when called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def create_app(lifespan: Any = None, *, reissue_tokens: bool = True) -> Any:
+    """Airflow's Execution API app, routes as written (``reissue_tokens``: Airflow's JWT middleware)."""
+    from airflow.api_fastapi.common.exceptions import init_error_handlers
+    from airflow.api_fastapi.execution_api import app as execution_api
+    from airflow.api_fastapi.execution_api.routes import execution_api_router
+    from airflow.configuration import conf
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI(
+        title="Airflow Task Execution API (routes of the newest version, localflow)",
+        lifespan=lifespan or execution_api.lifespan,
+        generate_unique_id_function=lambda route: route.name,
+    )
+    app.add_middleware(execution_api.CorrelationIdMiddleware)
+    if reissue_tokens:
+        app.add_middleware(execution_api.JWTReissueMiddleware)
+    mode = conf.get("execution_api", "otel_trace_propagation", fallback="only-authenticated")
+    execution_api._inject_trace_context_dep(execution_api_router.routes, mode)
+    app.include_router(execution_api_router)
+    init_error_handlers(app)
+
+    @app.exception_handler(Exception)
+    def handle_exceptions(request: Request, exc: Exception) -> JSONResponse:
+        # As Airflow's: mounted as a sub-app, an unhandled exception would otherwise go unlogged.
+        execution_api.logger.exception(
+            "Handle died with an error", exc_info=(type(exc), exc, exc.__traceback__)
+        )
+        content = {"message": "Internal server error"}
+        if correlation_id := request.headers.get("correlation-id"):
+            content["correlation-id"] = correlation_id
+        return JSONResponse(status_code=500, content=content)
+
+    return app
+
+
+def serve_unversioned() -> None:
+    """Make this process (and what it forks) build the Execution API with ``create_app``."""
+    import sys
+
+    from airflow.api_fastapi.execution_api import app as execution_api
+
+    def create_task_execution_api_app(lifespan: Any = execution_api.lifespan) -> Any:
+        return create_app(lifespan)
+
+    execution_api.create_task_execution_api_app = create_task_execution_api_app
+    # The api-server's app module imported the factory by name.
+    if main_app := sys.modules.get("airflow.api_fastapi.app"):
+        main_app.create_task_execution_api_app = create_task_execution_api_app
