@@ -3,15 +3,16 @@
 Airflow's ``create_task_execution_api_app`` makes a copy of every route for each version of the API
 (9 in Airflow 3.3.2) at its first request: measured 3.2 s and 49 MB. Tasks, triggers and parsing
 processes of the same Airflow speak its newest version, which is the routes as written, so the native
-stack's api-server (``stack/preload.py``) and ``dag-test``'s in-process API (``debugging/dagtest.py``) serve
-those alone, with Airflow's middleware and error handlers. Compose's api-server, not preloaded, keeps
-Airflow's own app, as does a native one restarted after a crash.
+stack's api-server (``stack/preload.py``), compose's (``python -m localflow.execution_api api-server``) and
+``dag-test``'s in-process API (``debugging/dagtest.py``) serve those alone, with Airflow's middleware and
+error handlers. A native api-server restarted after a crash runs as plain ``airflow`` with Airflow's app.
 
 Imports only Airflow and FastAPI, and those only when called.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -53,8 +54,6 @@ def create_app(lifespan: Any = None, *, reissue_tokens: bool = True) -> Any:
 
 def serve_unversioned() -> None:
     """Make this process (and what it forks) build the Execution API with ``create_app``."""
-    import sys
-
     from airflow.api_fastapi.execution_api import app as execution_api
 
     def create_task_execution_api_app(lifespan: Any = execution_api.lifespan) -> Any:
@@ -64,3 +63,17 @@ def serve_unversioned() -> None:
     # The api-server's app module imported the factory by name.
     if main_app := sys.modules.get("airflow.api_fastapi.app"):
         main_app.create_task_execution_api_app = create_task_execution_api_app
+
+
+def main(args: list[str]) -> None:
+    """``airflow ARGS`` in this process with ``serve_unversioned``: compose's api-server runs it this way."""
+    import airflow.api_fastapi.app  # noqa: F401 - imported first, so that its copy of the factory is swapped too
+    from airflow.__main__ import main as airflow_main
+
+    serve_unversioned()
+    sys.argv = ["airflow", *args]
+    airflow_main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

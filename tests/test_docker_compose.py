@@ -202,7 +202,7 @@ def test_codespaces_variables_pass_through(tmp_path: Path, shell, env_file, expe
 def test_api_server_honours_proxy_headers():
     """The api-server reads X-Forwarded-Proto/-For (from the peer the entrypoint trusts: the gateway)."""
     command = compose_model()["services"]["airflow-api-server"]["command"]
-    assert command == ["airflow", "api-server", "--proxy-headers"]
+    assert command == ["python", "-m", "localflow.execution_api", "api-server", "--proxy-headers"]
     assert "FORWARDED_ALLOW_IPS" not in compose_model()["services"]["airflow-api-server"]["environment"]
 
 
