@@ -1,27 +1,39 @@
-"""The native stack with Airflow's stock settings against localflow's, measured in one run.
+"""The native stack with Airflow's stock settings, localflow's, and ``airflow standalone``, in one run.
 
-    python3 -m localflow bench [--repetitions 3] [--timeout 30] [--configs stock,ours,celery]
+    python3 -m localflow bench [--repetitions 3] [--timeout 30] [--idle-window 30] [--files 300]
+                               [--configs stock,ours (default); also standalone, celery]
 
-(or ``.venv/bin/python -m benchmarks.stack``). For each configuration it starts ``python -m localflow up``
-on a fresh database of the real PostgreSQL server (``LOCALFLOW_TEST_POSTGRES``, default
-``postgresql+psycopg2://postgres@127.0.0.1:5432``) in a throwaway workspace, once per repetition, and
-measures:
+(or ``.venv/bin/python -m benchmarks.stack``). For each configuration it starts the stack in a throwaway
+workspace, once per repetition (a cold start; the database is migrated beforehand), and measures:
 
 - how long a save takes to show in the REST API: a new DAG file, an edit, a deletion, an import error
   appearing and fixed, and an edit of a ``plugins/`` helper that a DAG imports;
-- cold start to all components healthy (the database is already migrated);
-- trigger to success of the 3-task ``example_etl``, and ``dag.test()`` of it;
-- idle CPU, PSS and RSS of each component and in total (PSS counts pages shared by forked workers once).
+- cold start to all components healthy (``/api/v2/monitor/health``);
+- trigger to success of the 3-task ``example_etl``, twice right after the saves, and once more after a
+  minute in which nothing happened (no saves, no runs, no API calls): a scheduler that is quick only right
+  after activity shows there;
+- idle CPU of each component and in total over the last ``--idle-window`` seconds (default 30, as long as
+  Airflow's periodic rescans) of that quiet minute, then PSS and RSS of each component and in total (PSS
+  counts pages shared by forked workers once);
+- ``dag.test()`` of ``example_etl`` (not for standalone and celery: the same as stock and ours);
+- once per configuration, after the last repetition's runs and on its stack: ``--files`` small DAG files
+  (default 300, 0: not measured) written into ``dags/`` at once, the time until the API lists them all
+  (up to ``--files-timeout``, default 300 s), then idle CPU over the window and PSS with them loaded; the
+  files are removed again before ``dag.test()``.
 
-"stock" sets every option below the tuning line of ``localflow/airflow.env`` back to Airflow's default,
-turns the dag watcher off and starts each component as its own ``airflow`` process
+"stock" is ``python -m localflow up`` with every option below the tuning line of ``localflow/airflow.env``
+set back to Airflow's default, the dag watcher off and each component its own ``airflow`` process
 (``LOCALFLOW_PRELOAD=off``); "ours" is the file as it is, with the components forked from the supervisor
-(``localflow/stack/preload.py``). The supervisor (``python -m localflow up``) counts in the memory of both.
-Everything else (LocalExecutor, PostgreSQL, ports, auth) is the same. "celery" is "ours" switched to the
-CeleryExecutor by ``COMPOSE_PROFILES=celery``, with two workers on a Redis of its own
-(``testkit/broker.py``); its column shows what Celery costs (its ratio is to "ours"). A save that is not
-visible within ``--timeout`` counts as the timeout and shows as "> N"; so does a DAG run still going after
-it. Prints a markdown table: median, min-max, and the ratio ours/stock.
+(``localflow/stack/preload.py``). Both use a fresh database on the real PostgreSQL server
+(``LOCALFLOW_TEST_POSTGRES``, default ``postgresql+psycopg2://postgres@127.0.0.1:5432``); the supervisor
+counts in their memory. "standalone" is ``airflow standalone`` as a user without Docker would start it
+(``testkit/standalone.py``): Airflow's defaults in an ``AIRFLOW_HOME`` of its own, which means SQLite and
+32 executor workers, with the workspace's ``dags/`` and ``plugins/``, no example DAGs and free ports; the
+``airflow standalone`` process counts as its supervisor. "celery" is "ours" switched to the CeleryExecutor
+by ``COMPOSE_PROFILES=celery``, with two workers on a Redis of its own (``testkit/broker.py``); its column
+shows what Celery costs (its ratio is to "ours"). A save that is not visible within ``--timeout`` counts
+as the timeout and shows as "> N"; so does a DAG run still going after it. Prints a markdown table:
+median, min-max, the ratios ours/stock and ours/standalone, and footnotes on what standalone ran with.
 """
 
 from __future__ import annotations
@@ -52,12 +64,34 @@ from testkit.native_stack import (
     stack_environment,
     start_up,
 )
+from testkit.standalone import (
+    StandaloneStack,
+    effective_settings,
+    fresh_ports,
+    set_admin_password,
+    standalone_environment,
+    start_standalone,
+)
 from testkit.stock import stock_overrides
 
-CONFIGS = ("stock", "ours", "celery")
+CONFIGS = ("stock", "ours", "standalone", "celery")
+DEFAULT_CONFIGS = "stock,ours"  # standalone adds about as long as stock: over 15 min at 2 repetitions
 CELERY_WORKERS = 2
-SUPERVISOR = "supervisor"  # `python -m localflow up`: with preloading, it holds the pages all share
+# `python -m localflow up` (with preloading it holds the pages all share), or `airflow standalone`.
+SUPERVISOR = "supervisor"
 POLL = 0.05
+IDLE_SETTLE = 3.0  # s after the last activity before an idle window starts
+QUIET_MINUTE = 60.0  # nothing happens for this long before the last trigger
+FILES_SETTLE = 10.0  # s after the many files are all visible before their idle window
+MANY_FILES_PREFIX = "bench_many_"
+# What the standalone column's footnote reports, as Airflow resolves it there.
+STANDALONE_SETTINGS = (
+    "database.sql_alchemy_conn",
+    "core.executor",
+    "core.parallelism",
+    "dag_processor.refresh_interval",
+)
+Stack = RunningStack | StandaloneStack
 HELPER_TEMPLATE = '"""Benchmark helper."""\n\nTASK_ID = "{task_id}"\n'
 
 
@@ -69,7 +103,7 @@ def tree(process: psutil.Process) -> list[psutil.Process]:
     return [process, *process.children(recursive=True)]
 
 
-def memory(stack: RunningStack) -> dict[str, tuple[float, float]]:
+def memory(stack: Stack) -> dict[str, tuple[float, float]]:
     """(PSS, RSS) in MB of each component's process tree, and of the supervisor itself."""
     result = {}
     members = {name: tree(process) for name, process in components(stack).items()}
@@ -87,7 +121,7 @@ def memory(stack: RunningStack) -> dict[str, tuple[float, float]]:
     return result
 
 
-def cpu_seconds(stack: RunningStack) -> float:
+def cpu_seconds(stack: Stack) -> float:
     """CPU time used so far by the supervisor and every component's process tree."""
     total = 0.0
     for member in tree(psutil.Process(stack.process.pid)):
@@ -99,7 +133,7 @@ def cpu_seconds(stack: RunningStack) -> float:
     return total
 
 
-def component_cpu_seconds(stack: RunningStack) -> dict[str, dict[int, float]]:
+def component_cpu_seconds(stack: Stack) -> dict[str, dict[int, float]]:
     """CPU time used so far by each process (by pid) of each component's tree and of the supervisor."""
     members = {name: tree(process) for name, process in components(stack).items()}
     members[SUPERVISOR] = [psutil.Process(stack.process.pid)]
@@ -113,6 +147,33 @@ def component_cpu_seconds(stack: RunningStack) -> dict[str, dict[int, float]]:
                 continue
             result[name][member.pid] = times.user + times.system
     return result
+
+
+@dataclass
+class IdleSample:
+    """What a stack used over an idle window: CPU in % of one core, in total and by component; memory."""
+
+    cpu: float
+    cpu_by_component: dict[str, float]
+    memory: dict[str, tuple[float, float]]
+
+    @property
+    def pss_total(self) -> float:
+        """PSS of every component and the supervisor, in MB."""
+        return sum(pss for pss, _ in self.memory.values())
+
+
+def idle_sample(stack: Stack, window: float) -> IdleSample:
+    """CPU over the next ``window`` seconds, then memory, of a stack left alone meanwhile."""
+    before, before_by_component = cpu_seconds(stack), component_cpu_seconds(stack)
+    time.sleep(window)
+    total = 100 * (cpu_seconds(stack) - before) / window
+    by_component = {}
+    for name, used in component_cpu_seconds(stack).items():
+        earlier = before_by_component.get(name, {})
+        spent = sum(seconds - earlier.get(pid, 0.0) for pid, seconds in used.items())
+        by_component[name] = 100 * spent / window
+    return IdleSample(total, by_component, memory(stack))
 
 
 @dataclass
@@ -147,6 +208,11 @@ class Api:
             error["filename"].endswith(file_name) for error in body.get("import_errors", [])
         )
 
+    def active_dags(self, dag_id_part: str) -> int:
+        """How many DAGs that are not stale have ``dag_id_part`` in their id."""
+        status, body = self.get(f"/api/v2/dags?dag_id_pattern={dag_id_part}&limit=1")
+        return body.get("total_entries", 0) if status == 200 else 0
+
 
 # --- the run ------------------------------------------------------------------------------------------
 
@@ -156,6 +222,7 @@ class Results:
     """Samples by metric, for one configuration."""
 
     samples: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # footnotes on what the configuration ran with
 
     def add(self, metric: str, value: float) -> None:
         """Record one sample."""
@@ -255,7 +322,7 @@ def save_scenarios(
         progress.show(metric, step=True)
 
 
-def trigger_to_success(stack: RunningStack, timeout: float, dag_id: str = "example_etl") -> float:
+def trigger_to_success(stack: Stack, timeout: float, dag_id: str = "example_etl") -> float:
     """Seconds from the trigger request to the run's success, at most ``timeout``.
 
     A run still going at ``timeout`` counts as ``timeout``: with stock settings the first run after a start
@@ -289,36 +356,149 @@ def dag_test(config: str, workspace: Path, env: dict[str, str]) -> float:
     return time.monotonic() - started
 
 
+def record_idle(config: str, sample: IdleSample, results: Results) -> None:
+    """The idle rows: CPU and memory of each component and in total."""
+    cpu_by_component, measured = dict(sample.cpu_by_component), dict(sample.memory)
+    if config == "stock":  # the dag watcher is off in stock: not part of Airflow's stack
+        cpu_by_component.pop("dag-watcher", None)
+        measured.pop("dag-watcher", None)
+    results.add("idle CPU (% of one core)", sample.cpu)
+    for name, percent in cpu_by_component.items():
+        results.add(f"idle CPU {name} (% of one core)", percent)
+    for name, (pss, rss) in measured.items():
+        results.add(f"idle PSS {name} (MB)", pss)
+        results.add(f"idle RSS {name} (MB)", rss)
+    results.add("idle PSS total (MB)", sum(pss for pss, _ in measured.values()))
+    workers = [pss for name, (pss, _) in measured.items() if name.startswith("worker-")]
+    if workers:
+        results.add("idle PSS per Celery worker (MB)", sum(workers) / len(workers))
+    results.add("idle RSS total (MB)", sum(rss for _, rss in measured.values()))
+
+
+def quiet_minute_metric(window: float) -> str:
+    """The row of the trigger after the quiet minute (longer when the idle window needs more)."""
+    return f"trigger → success after {quiet_seconds(window):.0f} s idle (3 tasks)"
+
+
+def quiet_seconds(window: float) -> float:
+    """How long the stack is left alone before the last trigger: a minute, or the idle window and its settle."""
+    return max(QUIET_MINUTE, IDLE_SETTLE + window)
+
+
+def many_files_metrics(count: int) -> tuple[str, str, str]:
+    """The rows of the many-files scenario."""
+    return (
+        f"{count} new files → all visible",
+        f"idle CPU with {count} files (% of one core)",
+        f"idle PSS total with {count} files (MB)",
+    )
+
+
+def many_files(
+    stack: Stack,
+    workspace: Path,
+    count: int,
+    *,
+    timeout: float,
+    window: float,
+    results: Results,
+    drop_watcher: bool,
+) -> None:
+    """``count`` one-task DAG files written into dags/ at once: until the API lists them all, then idle.
+
+    The files are removed again at the end (the stack keeps their DAGs, as stale ones).
+    """
+    visible, cpu, pss = many_files_metrics(count)
+    api = Api(stack.api)
+    paths = [workspace / "dags" / f"{MANY_FILES_PREFIX}{number}.py" for number in range(count)]
+    time.sleep(1.0)  # let the previous run settle
+    try:
+        started = time.monotonic()
+        for number, path in enumerate(paths):
+            path.write_text(dag_source(f"{MANY_FILES_PREFIX}{number}", '"t"'))
+        try:
+            wait_until(lambda: api.active_dags(MANY_FILES_PREFIX) >= count, timeout, interval=0.5)
+            results.add(visible, time.monotonic() - started)
+        except WaitTimeout:
+            results.add(visible, timeout)
+        time.sleep(FILES_SETTLE)
+        sample = idle_sample(stack, window)
+        results.add(cpu, sample.cpu)
+        if drop_watcher:  # as in the other idle rows of stock
+            sample.memory.pop("dag-watcher", None)
+        results.add(pss, sample.pss_total)
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+
+def standalone_note(found: dict[str, str], home: Path) -> str:
+    """The footnote on what ``airflow standalone`` resolved its settings to."""
+    shown = ", ".join(
+        f"`{option}` {value.replace(str(home), '$AIRFLOW_HOME')}" for option, value in found.items()
+    )
+    database = found["database.sql_alchemy_conn"].split(":", 1)[0]
+    return (
+        f"airflow standalone ran with Airflow's defaults in an AIRFLOW_HOME of its own: {shown}"
+        + (" (SQLite is Airflow's default database)" if database.startswith("sqlite") else "")
+        + "; no example DAGs, the workspace's dags/ and plugins/, free ports. Its dag.test() is stock's."
+    )
+
+
 def run_config(
     config: str,
     databases: PostgresDatabases,
     *,
-    repetitions: int,
-    timeout: float,
+    options: argparse.Namespace,
     root: Path,
     progress: Progress,
 ) -> Results:
     """All repetitions of one configuration, each a cold start of the stack on the same database."""
     results = Results()
     workspace = make_workspace(root / config)
-    seed_workspace(workspace, repetitions)
+    seed_workspace(workspace, options.repetitions)
+    if config == "standalone":
+        home = workspace / "airflow-home"
+        password = set_admin_password(home)
+        env = standalone_environment(workspace, home)
+        results.notes.append(standalone_note(effective_settings(env, *STANDALONE_SETTINGS), home))
+
+        def launch() -> Stack:
+            env.update(fresh_ports())
+            return start_standalone(env, password, workspace / "standalone.out")
+
+        return repeat(
+            config, workspace, env, env, launch, options=options, progress=progress, results=results
+        )
     if config == "celery":
         with private_redis() as redis:
             celery = {"COMPOSE_PROFILES": "celery", "AIRFLOW__CELERY__BROKER_URL": redis.url}
             celery["LOCALFLOW_CELERY_WORKERS"] = str(CELERY_WORKERS)
             env = stack_environment(workspace, databases.create(), **celery)
-            return repeat(
-                config,
-                workspace,
-                env,
-                repetitions=repetitions,
-                timeout=timeout,
-                progress=progress,
-                results=results,
-            )
+            return repeat_up(config, workspace, env, options=options, progress=progress, results=results)
     env = stack_environment(workspace, databases.create(), **({} if config == "ours" else stock_overrides()))
+    return repeat_up(config, workspace, env, options=options, progress=progress, results=results)
+
+
+def repeat_up(
+    config: str,
+    workspace: Path,
+    env: dict[str, str],
+    *,
+    options: argparse.Namespace,
+    progress: Progress,
+    results: Results,
+) -> Results:
+    """Cold starts of ``python -m localflow up`` with ``env``."""
+
+    def launch() -> Stack:
+        # Fresh ports each start: the last stack's may still be held for a moment after it stopped.
+        env["AIRFLOW__API__PORT"] = str(free_port())
+        return start_up(workspace, env)
+
+    airflow_env = settings.native_environment(workspace, base=env)
     return repeat(
-        config, workspace, env, repetitions=repetitions, timeout=timeout, progress=progress, results=results
+        config, workspace, env, airflow_env, launch, options=options, progress=progress, results=results
     )
 
 
@@ -326,22 +506,22 @@ def repeat(
     config: str,
     workspace: Path,
     env: dict[str, str],
+    airflow_env: dict[str, str],
+    launch: Callable[[], Stack],
     *,
-    repetitions: int,
-    timeout: float,
+    options: argparse.Namespace,
     progress: Progress,
     results: Results,
 ) -> Results:
-    """Cold starts of one configuration's stack, measuring each."""
+    """Cold starts of one configuration's stack (``launch``), measuring each; ``airflow_env`` migrates."""
+    timeout, window, repetitions = options.timeout, options.idle_window, options.repetitions
     progress.show(f"{config}: migrating a fresh database ...")
-    run_airflow(settings.native_environment(workspace, base=env), "db", "migrate")
+    run_airflow(airflow_env, "db", "migrate")
     for repetition in range(repetitions):
         label = f"{config} {repetition + 1}/{repetitions}"
-        # Fresh ports each start: the last stack's may still be held for a moment after it stopped.
-        env["AIRFLOW__API__PORT"] = str(free_port())
         progress.show(f"{label}: cold start ...")
         started = time.monotonic()
-        stack = start_up(workspace, env)
+        stack = launch()
         try:
             stack.wait_healthy(timeout=300)
             results.add("cold start → all healthy", time.monotonic() - started)
@@ -360,33 +540,28 @@ def repeat(
                 progress.show(f"{label}: trigger → success ...")
                 results.add("trigger → success (3 tasks)", trigger_to_success(stack, timeout))
             progress.show(f"{label}: trigger → success", step=True)
-            progress.show(f"{label}: idle ...")
-            time.sleep(3)
-            before, window = cpu_seconds(stack), 8.0
-            before_by_component = component_cpu_seconds(stack)
-            time.sleep(window)
-            results.add("idle CPU (% of one core)", 100 * (cpu_seconds(stack) - before) / window)
-            for name, used in component_cpu_seconds(stack).items():
-                if config == "stock" and name == "dag-watcher":
-                    continue  # off in stock, as for memory below
-                earlier = before_by_component.get(name, {})
-                spent = sum(seconds - earlier.get(pid, 0.0) for pid, seconds in used.items())
-                results.add(f"idle CPU {name} (% of one core)", 100 * spent / window)
-            measured = memory(stack)
-            if config == "stock":
-                measured.pop("dag-watcher", None)  # off in stock: not part of Airflow's stack
-            for name, (pss, rss) in measured.items():
-                results.add(f"idle PSS {name} (MB)", pss)
-                results.add(f"idle RSS {name} (MB)", rss)
-            results.add("idle PSS total (MB)", sum(pss for pss, _ in measured.values()))
-            workers = [pss for name, (pss, _) in measured.items() if name.startswith("worker-")]
-            if workers:
-                results.add("idle PSS per Celery worker (MB)", sum(workers) / len(workers))
-            results.add("idle RSS total (MB)", sum(rss for _, rss in measured.values()))
+            # The quiet minute: the idle window is its end, the trigger right after it.
+            progress.show(f"{label}: idle {quiet_seconds(window):.0f} s ...")
+            time.sleep(quiet_seconds(window) - window)
+            record_idle(config, idle_sample(stack, window), results)
             progress.show(f"{label}: idle", step=True)
+            results.add(quiet_minute_metric(window), trigger_to_success(stack, timeout))
+            progress.show(f"{label}: trigger after idle", step=True)
+            if options.files and repetition == repetitions - 1:
+                progress.show(f"{label}: {options.files} new files ...")
+                many_files(
+                    stack,
+                    workspace,
+                    options.files,
+                    timeout=options.files_timeout,
+                    window=window,
+                    results=results,
+                    drop_watcher=config == "stock",
+                )
+                progress.show(f"{label}: {options.files} new files", step=True)
         finally:
             stack.stop()
-        if config != "celery":  # dag.test() runs in one process, whatever the executor
+        if config in ("stock", "ours"):  # one process, whatever the executor; standalone's is stock's
             progress.show(f"{label}: dag.test() ...")
             results.add("dag.test() example_etl", dag_test(config, workspace, env))
         progress.show(f"{label}: dag.test()", step=True)
@@ -395,12 +570,39 @@ def repeat(
 
 # --- the table ----------------------------------------------------------------------------------------
 
-CAPPED = (*SAVE_SCENARIOS, "trigger → success (3 tasks)")  # measured up to --timeout
 GOALS = {
     **dict.fromkeys(SAVE_SCENARIOS, "≤ 2 (median)"),
     "trigger → success (3 tasks)": "≤ 5",
     "idle PSS total (MB)": "< 500",
 }
+TITLES = {
+    "stock": "stock Airflow",
+    "ours": "localflow",
+    "standalone": "airflow standalone",
+    "celery": f"localflow on Celery ({CELERY_WORKERS} workers)",
+}
+# (numerator, denominator, heading): shown when both configurations ran.
+RATIOS = (
+    ("ours", "stock", "ours/stock"),
+    ("ours", "standalone", "ours/standalone"),
+    ("celery", "ours", "Celery/ours"),
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The longest waits: ``timeout`` for saves and runs, ``files`` for the many-files row."""
+
+    timeout: float
+    files: float
+
+    def of(self, metric: str) -> float | None:
+        """The wait a metric was measured up to; None for a metric that is not a wait."""
+        if metric.endswith("new files → all visible"):
+            return self.files
+        if metric in SAVE_SCENARIOS or metric.startswith("trigger → success"):
+            return self.timeout
+        return None
 
 
 def unit(metric: str) -> str:
@@ -408,89 +610,108 @@ def unit(metric: str) -> str:
     return "" if "(MB)" in metric or "%" in metric else " s"
 
 
-def cell(values: list[float] | None, metric: str, timeout: float) -> str:
-    """Median and range; a median at the timeout shows as "> timeout"."""
+def cell(values: list[float] | None, metric: str, limits: Limits) -> str:
+    """Median and range; a median at its limit shows as "> limit"."""
     if not values:
         return "n/a"
     median = statistics.median(values)
     decimals = 0 if "(MB)" in metric else 1 if "%" in metric else 2
-    if unit(metric) and median >= timeout and metric in CAPPED:
-        return f"> {timeout:.0f} s"
+    limit = limits.of(metric)
+    if limit is not None and median >= limit:
+        return f"> {limit:.0f} s"
     text = f"{median:.{decimals}f}{unit(metric)}"
     if len(values) > 1:
         text += f" ({min(values):.{decimals}f}-{max(values):.{decimals}f})"
     return text
 
 
-def table(results: dict[str, Results], timeout: float, repetitions: int) -> str:
-    """The markdown table: one row per metric, median (min-max), ratio ours/stock."""
-    metrics: list[str] = []
-    for config in CONFIGS:
-        metrics += [metric for metric in results[config].samples if metric not in metrics]
-    celery = bool(results["celery"].samples)
-    lines = [
-        f"| metric ({repetitions} runs: median (min-max)) | stock Airflow | localflow | ours/stock | goal |"
-        + (f" localflow on Celery ({CELERY_WORKERS} workers) | Celery/ours |" if celery else ""),
-        "|---|---|---|---|---|" + ("---|---|" if celery else ""),
-    ]
-    for metric in metrics:
-        stock, ours = results["stock"].samples.get(metric), results["ours"].samples.get(metric)
-        line = (
-            f"| {metric} | {cell(stock, metric, timeout)} | {cell(ours, metric, timeout)} "
-            f"| {ratio(stock, ours, metric, timeout)} | {GOALS.get(metric, '')} |"
-        )
-        if celery:
-            on_celery = results["celery"].samples.get(metric)
-            line += f" {cell(on_celery, metric, timeout)} | {ratio(ours, on_celery, metric, timeout)} |"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def ratio(base: list[float] | None, other: list[float] | None, metric: str, timeout: float) -> str:
-    """Median of ``other`` over median of ``base``; "< x" when ``base`` hit the timeout."""
+def ratio(base: list[float] | None, other: list[float] | None, metric: str, limits: Limits) -> str:
+    """Median of ``other`` over median of ``base``; "< x" when ``base`` hit its limit."""
     if not base or not other or statistics.median(base) <= 0:
         return "n/a"
     value = statistics.median(other) / statistics.median(base)
-    capped = metric in CAPPED and statistics.median(base) >= timeout
+    limit = limits.of(metric)
+    capped = limit is not None and statistics.median(base) >= limit
     return f"< {value:.2f}" if capped else f"{value:.2f}"
 
 
+def table(results: dict[str, Results], limits: Limits, repetitions: int) -> str:
+    """The markdown table: one row per metric; a column per configuration that ran, then the ratios."""
+    ran = [config for config in CONFIGS if results.get(config) and results[config].samples]
+    ratios = [(top, bottom, heading) for top, bottom, heading in RATIOS if top in ran and bottom in ran]
+    metrics: list[str] = []
+    for config in ran:
+        metrics += [metric for metric in results[config].samples if metric not in metrics]
+    headings = [TITLES[config] for config in ran] + [heading for _, _, heading in ratios] + ["goal"]
+    lines = [
+        f"| metric ({repetitions} runs: median (min-max)) | " + " | ".join(headings) + " |",
+        "|---|" + "---|" * len(headings),
+    ]
+    for metric in metrics:
+        samples = {config: results[config].samples.get(metric) for config in ran}
+        cells = [cell(samples[config], metric, limits) for config in ran]
+        cells += [ratio(samples[bottom], samples[top], metric, limits) for top, bottom, _ in ratios]
+        cells.append(GOALS.get(metric, ""))
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def footnotes(results: dict[str, Results]) -> str:
+    """What the configurations ran with, where the table alone does not say it."""
+    return "\n".join(f"- {note}" for config in CONFIGS for note in results[config].notes)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both configurations and print the table."""
+    """Run the configurations and print the table."""
     parser = argparse.ArgumentParser(prog="python -m localflow bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repetitions", type=int, default=3, help="cold starts per configuration")
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="longest wait for a save to show or a run to succeed (s)"
     )
     parser.add_argument(
-        "--configs", default="stock,ours", help="stock,ours (default), celery: ours on the CeleryExecutor"
+        "--idle-window", type=float, default=30.0, help="idle CPU is measured over this many seconds"
+    )
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=300,
+        help="DAG files dropped into dags/ at once, per configuration (0: off)",
+    )
+    parser.add_argument(
+        "--files-timeout", type=float, default=300.0, help="longest wait for all those files to show (s)"
+    )
+    parser.add_argument(
+        "--configs",
+        default=DEFAULT_CONFIGS,
+        help=f"of {','.join(CONFIGS)} (default {DEFAULT_CONFIGS}); celery: ours on the CeleryExecutor",
     )
     options = parser.parse_args(argv)
     configs = [config.strip() for config in options.configs.split(",") if config.strip()]
-    steps_per_repetition = 1 + len(SAVE_SCENARIOS) + 3
-    progress = Progress(len(configs) * options.repetitions * steps_per_repetition)
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:
+        parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
+    # cold start, the saves, the triggers, idle, the trigger after idle, dag.test()
+    steps_per_repetition = 1 + len(SAVE_SCENARIOS) + 4
+    progress = Progress(len(configs) * (options.repetitions * steps_per_repetition + bool(options.files)))
     root = Path(tempfile.mkdtemp(prefix="localflow-bench-"))
     databases = PostgresDatabases()
     results = {config: Results() for config in CONFIGS}
     try:
         for config in configs:
-            results[config] = run_config(
-                config,
-                databases,
-                repetitions=options.repetitions,
-                timeout=options.timeout,
-                root=root,
-                progress=progress,
-            )
+            results[config] = run_config(config, databases, options=options, root=root, progress=progress)
     finally:
         databases.drop_all()
         shutil.rmtree(root, ignore_errors=True)
         print(file=sys.stderr)
     print(
-        f"\nNative stack on PostgreSQL, {psutil.cpu_count()} CPUs, `python3 -m localflow bench "
-        f"--repetitions {options.repetitions} --timeout {options.timeout:g}`:\n"
+        f"\nNative stack, {psutil.cpu_count()} CPUs, `python3 -m localflow bench --configs {','.join(configs)} "
+        f"--repetitions {options.repetitions} --timeout {options.timeout:g} --idle-window {options.idle_window:g} "
+        f"--files {options.files}`:\n"
     )
-    print(table(results, options.timeout, options.repetitions))
+    print(table(results, Limits(options.timeout, options.files_timeout), options.repetitions))
+    notes = footnotes(results)
+    if notes:
+        print(f"\n{notes}")
     return 0
 
 
