@@ -121,31 +121,23 @@ def memory(stack: Stack) -> dict[str, tuple[float, float]]:
     return result
 
 
-def cpu_seconds(stack: Stack) -> float:
-    """CPU time used so far by the supervisor and every component's process tree."""
-    total = 0.0
-    for member in tree(psutil.Process(stack.process.pid)):
-        try:
-            times = member.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time used so far by each component's process tree and by the supervisor.
 
-
-def component_cpu_seconds(stack: Stack) -> dict[str, dict[int, float]]:
-    """CPU time used so far by each process (by pid) of each component's tree and of the supervisor."""
+    A process's own time plus that of its children it has waited for: a parsing process or an executor
+    worker that ends between two readings still counts, and the difference never goes negative.
+    """
     members = {name: tree(process) for name, process in components(stack).items()}
     members[SUPERVISOR] = [psutil.Process(stack.process.pid)]
-    result: dict[str, dict[int, float]] = {}
+    result: dict[str, float] = {}
     for name, processes in members.items():
-        result[name] = {}
+        result[name] = 0.0
         for member in processes:
             try:
                 times = member.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            result[name][member.pid] = times.user + times.system
+            result[name] += times.user + times.system + times.children_user + times.children_system
     return result
 
 
@@ -165,15 +157,12 @@ class IdleSample:
 
 def idle_sample(stack: Stack, window: float) -> IdleSample:
     """CPU over the next ``window`` seconds, then memory, of a stack left alone meanwhile."""
-    before, before_by_component = cpu_seconds(stack), component_cpu_seconds(stack)
+    before = cpu_seconds(stack)
     time.sleep(window)
-    total = 100 * (cpu_seconds(stack) - before) / window
-    by_component = {}
-    for name, used in component_cpu_seconds(stack).items():
-        earlier = before_by_component.get(name, {})
-        spent = sum(seconds - earlier.get(pid, 0.0) for pid, seconds in used.items())
-        by_component[name] = 100 * spent / window
-    return IdleSample(total, by_component, memory(stack))
+    by_component = {
+        name: 100 * (seconds - before.get(name, 0.0)) / window for name, seconds in cpu_seconds(stack).items()
+    }
+    return IdleSample(sum(by_component.values()), by_component, memory(stack))
 
 
 @dataclass
