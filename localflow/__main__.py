@@ -27,7 +27,8 @@ USAGE = """usage: python -m localflow COMMAND [ARGS]
                       .env sets LOCALFLOW_REMOTE_LOGS: docs/logs.md)
   airflow ARGS        Airflow's own CLI on this workspace: its database, DAGs folder and .env's secrets
                       (python -m localflow airflow dags list, ... connections add, ... tasks test)
-  bench [ARGS]        benchmark the native stack, Airflow's stock settings against ours (benchmarks/stack.py)
+  bench [ARGS]        benchmark the native stack: Airflow's stock settings against ours, and airflow
+                      standalone with --configs (benchmarks/stack.py)
   rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
   lock                recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from
                       pyproject.toml
