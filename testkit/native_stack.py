@@ -142,11 +142,10 @@ def make_workspace(root: Path) -> Path:
 
 
 @dataclass
-class RunningStack:
-    """A native stack started by ``python -m localflow up``; ``api`` is its REST API, logged in as admin."""
+class StackProcess:
+    """A stack's top process, its environment and its output file (``up`` here, ``airflow standalone``)."""
 
     process: subprocess.Popen
-    workspace: Path
     env: dict[str, str]
     output_path: Path
 
@@ -154,6 +153,17 @@ class RunningStack:
     def url(self) -> str:
         """Base URL of the api-server."""
         return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
+
+    def output(self) -> str:
+        """What the stack printed so far."""
+        return self.output_path.read_text(errors="replace")
+
+
+@dataclass
+class RunningStack(StackProcess):
+    """A native stack started by ``python -m localflow up``; ``api`` is its REST API, logged in as admin."""
+
+    workspace: Path
 
     @cached_property
     def api(self) -> rest.AirflowClient:
@@ -164,10 +174,6 @@ class RunningStack:
     def admin_password(self) -> str:
         """The admin password that ``up`` generated into the workspace's ``.env``."""
         return parse((self.workspace / ".env").read_text(), ".env")[rules.ADMIN_PASSWORD]
-
-    def output(self) -> str:
-        """What ``up`` printed so far."""
-        return self.output_path.read_text(errors="replace")
 
     @contextmanager
     def output_on_timeout(self) -> Iterator[None]:
@@ -262,7 +268,7 @@ def start_up(workspace: Path, env: dict[str, str]) -> RunningStack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return RunningStack(process, workspace, env, output_path)
+    return RunningStack(process, env, output_path, workspace)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from pathlib import Path
 from localflow import rest
 from localflow.polling import WaitTimeout, wait_until
 from testkit.environment import REPO, free_port
+from testkit.native_stack import StackProcess
 
 # Airflow's default [core] simple_auth_manager_passwords_file; writing it first sets the admin password.
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
@@ -84,27 +85,15 @@ def effective_settings(env: dict[str, str], *options: str) -> dict[str, str]:
 
 
 @dataclass
-class StandaloneStack:
+class StandaloneStack(StackProcess):
     """A running ``airflow standalone``; ``api`` is its REST API, logged in as admin."""
 
-    process: subprocess.Popen
-    env: dict[str, str]
     password: str
-    output_path: Path
-
-    @property
-    def url(self) -> str:
-        """Base URL of the api-server."""
-        return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
 
     @cached_property
     def api(self) -> rest.AirflowClient:
         """The REST client, logged in (on first use) as admin."""
         return rest.AirflowClient(self.url, password=self.password)
-
-    def output(self) -> str:
-        """What standalone printed so far."""
-        return self.output_path.read_text(errors="replace")
 
     def wait_healthy(self, timeout: float = 180) -> None:
         """Wait until ``/api/v2/monitor/health`` reports every component healthy."""
@@ -146,4 +135,4 @@ def start_standalone(env: dict[str, str], password: str, output_path: Path) -> S
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return StandaloneStack(process, env, password, output_path)
+    return StandaloneStack(process, env, output_path, password)

@@ -82,7 +82,7 @@ def start_up(workspace: Path, api_port: int, output_path: Path) -> RunningStack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return RunningStack(process, workspace, {"AIRFLOW__API__PORT": str(api_port)}, output_path)
+    return RunningStack(process, {"AIRFLOW__API__PORT": str(api_port)}, output_path, workspace)
 
 
 def logged_events(stack: RunningStack, run_id: str) -> list[str]:
