@@ -280,6 +280,16 @@ INTERNALS = (
     Internal(
         "atexit", "_run_exitfuncs", "debugging/warm_runner/server.py", "the interpreter's exit: handlers"
     ),
+    # --- debugpy: its forks skip the environment report no log keeps (debugging/warm_runner) ----------
+    Internal(
+        "debugpy.common.log",
+        "describe_environment",
+        "debugging/warm_runner/server.py",
+        "wrapped: built only when a log keeps info",
+    ),
+    Internal(
+        "debugpy.common.log", "_levels", "debugging/warm_runner/server.py", "the levels its open logs keep"
+    ),
 )
 
 
