@@ -4,8 +4,9 @@ Idle, Airflow's scheduler looks for work every ``[scheduler] scheduler_idle_slee
 dag-processor every second: a shorter interval makes runs and saves quick, and costs CPU all day. On
 PostgreSQL, triggers on Airflow's tables send a notification (``NOTIFY``, delivered at commit) when a run
 is created or a task instance changes state, which wakes the scheduler, and when a reparse is requested,
-which wakes the dag-processor. Their waits return at once on one and otherwise keep Airflow's intervals.
-Without notifications (SQLite) the scheduler looks every 0.2 s, as the workspace did before.
+which wakes the dag-processor. Their waits return at once on one, and otherwise last as configured.
+Without notifications (SQLite, or while they fail) the scheduler looks every 0.2 s, as the workspace did
+before.
 
 Installed by the workspace plugin's ``on_starting`` listener (``plugins/localflow_plugin.py``). Imports
 only Airflow, SQLAlchemy and the database driver, and those only when called.
@@ -30,6 +31,7 @@ SCHEDULER = "localflow_scheduler"
 DAG_PROCESSOR = "localflow_dag_processor"
 SWITCH = "LOCALFLOW_WAKEUPS"
 POLL_WITHOUT_NOTIFICATIONS = 0.2  # seconds: the scheduler's idle sleep where the database cannot notify
+RETRY_AFTER = 5.0  # seconds between attempts to listen again (the database away, no right to make triggers)
 
 # The state is compared in the function, not in the triggers' WHEN or UPDATE OF: PostgreSQL refuses to
 # change the type of a column that a trigger's definition names, which would fail a later Airflow migration.
@@ -86,12 +88,14 @@ class Wakeup:
         self.triggers = triggers  # made, where missing, before listening
         self.connection: Any = None  # the driver's connection, once listening
         self.unavailable = False  # this database cannot notify: do not try again
-        self.failed = False  # the last attempt to listen failed (said once)
+        self.retry_at = 0.0  # after a failed attempt to listen (said once), when to try again
 
     def listen(self) -> Any:
         """The listening connection, opened (and the triggers made) on first use; None without one."""
         if self.connection is not None or self.unavailable:
             return self.connection
+        if time.monotonic() < self.retry_at:
+            return None
         if self.engine is None:
             from airflow import settings
 
@@ -109,11 +113,11 @@ class Wakeup:
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {self.channel}")
         except Exception as error:  # the database is away: plain intervals until the next attempt
-            if not self.failed:
+            if not self.retry_at:
                 log.warning("localflow: not woken by the database for now (%s)", error)
-            self.failed = True
+            self.retry_at = time.monotonic() + RETRY_AFTER
             return None
-        self.failed = False
+        self.retry_at = 0.0
         self.connection = connection
         _listening.add(self)
         log.info("localflow: woken by the database's notifications on %s", self.channel)
@@ -132,8 +136,8 @@ class Wakeup:
     def wait(self, timeout: float) -> bool:
         """Sleep for ``timeout`` seconds or until a notification arrives; True when one did."""
         connection = self.listen()
-        if connection is None:
-            time.sleep(min(timeout, POLL_WITHOUT_NOTIFICATIONS) if self.unavailable else timeout)
+        if connection is None:  # nothing would wake it: look as often as without notifications
+            time.sleep(min(timeout, POLL_WITHOUT_NOTIFICATIONS))
             return False
         if not select.select([connection], [], [], max(timeout, 0))[0]:
             return False

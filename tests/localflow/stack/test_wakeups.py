@@ -87,9 +87,14 @@ def test_a_forked_child_leaves_the_parents_listener_alone(engine):
         wakeup.close()
 
 
-def test_sqlite_cannot_notify_so_the_wait_is_short(tmp_path):
-    """Without notifications the scheduler's idle sleep is 0.2 s, as before, not Airflow's 1 s or more."""
-    wakeup = wakeups.Wakeup(CHANNEL, sa.create_engine(f"sqlite:///{tmp_path / 'airflow.db'}"), SCRATCH)
+@pytest.mark.parametrize("database", ["SQLite", "PostgreSQL, a database that is not there"])
+def test_without_notifications_the_wait_is_short(tmp_path, postgres, database):
+    """Nothing to wake the scheduler: it looks every 0.2 s, as before, not Airflow's 1 s or more."""
+    if database == "SQLite":
+        url = f"sqlite:///{tmp_path / 'airflow.db'}"
+    else:
+        url = postgres.create().rsplit("/", 1)[0] + "/localflow_no_such_database"
+    wakeup = wakeups.Wakeup(CHANNEL, sa.create_engine(url), SCRATCH)
     assert wakeup.listen() is None
     started = time.monotonic()
     assert wakeup.wait(30) is False
