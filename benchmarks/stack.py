@@ -18,8 +18,8 @@ workspace, once per repetition (a cold start; the database is migrated beforehan
 - ``dag.test()`` of ``example_etl`` (not for standalone and celery: the same as stock and ours);
 - once per configuration, after the last repetition's runs and on its stack: ``--files`` small DAG files
   (default 300, 0: not measured) written into ``dags/`` at once, the time until the API lists them all
-  (up to ``--files-timeout``, default 300 s), then idle CPU over the window and PSS with them loaded; the
-  files are removed again before ``dag.test()``.
+  (up to ``--files-timeout``, default 300 s), then, 90 s later (once each periodic reparse has begun),
+  idle CPU over the window and PSS with them loaded; the files are removed again before ``dag.test()``.
 
 "stock" is ``python -m localflow up`` with every option below the tuning line of ``localflow/airflow.env``
 set back to Airflow's default, the dag watcher off and each component its own ``airflow`` process
@@ -82,7 +82,7 @@ SUPERVISOR = "supervisor"
 POLL = 0.05
 IDLE_SETTLE = 3.0  # s after the last activity before an idle window starts
 QUIET_MINUTE = 60.0  # nothing happens for this long before the last trigger
-FILES_SETTLE = 10.0  # s after the many files are all visible before their idle window
+FILES_SETTLE = 90.0  # s after the many files are all visible: past each column's periodic reparse (30, 60 s)
 MANY_FILES_PREFIX = "bench_many_"
 # What the standalone column's footnote reports, as Airflow resolves it there.
 STANDALONE_SETTINGS = (
