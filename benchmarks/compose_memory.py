@@ -7,8 +7,8 @@ desktop user (the tests' harness, ``testkit/containers.py``), two runs of ``exam
 through the REST API, ``--idle`` seconds of rest, then ``docker stats --no-stream`` (the cgroup's memory,
 which is what a container costs: containers share no pages) and the anonymous part of it. "stock" sets
 every setting below the tuning line of ``localflow/airflow.env`` back to Airflow's default with a compose
-override file (a service's ``environment`` beats its ``env_file``) and runs without the dag watcher, which
-stock Airflow does not have.
+override file (a service's ``environment`` beats its ``env_file``), runs Airflow's own ``airflow api-server``
+(not ``localflow.execution_api``'s) and runs without the dag watcher, which stock Airflow does not have.
 Prints a markdown table in MiB. Not a test: the numbers depend on the machine.
 """
 
@@ -45,6 +45,8 @@ def stock_override(stack: Stack) -> list[str]:
     """Write the override that restores Airflow's defaults; return the ``docker compose`` file options."""
     stock = {name: airflow_default(name) for name in tuned_settings()}
     override = {"services": {name: {"environment": stock} for name in airflow_services()}}
+    # Airflow's own api-server command, with its copy of the Execution API's routes per API version.
+    override["services"]["airflow-api-server"]["command"] = ["airflow", "api-server", "--proxy-headers"]
     path = stack.workspace / "compose.stock.yaml"
     path.write_text(yaml.safe_dump(override))
     return ["-f", "docker-compose.yaml", "-f", path.name]
