@@ -31,12 +31,6 @@ def start_in_background() -> int:
     cwd = os.getcwd()
     try:
         env = client.debug_session_environment(dict(os.environ), cwd, in_container=settings.IN_CONTAINER)
-        if (
-            protocol.airflow_environment(env).get(protocol.WARM_RUNNER, "").strip().lower()
-            in settings.OFF_WORDS
-        ):
-            print(f"localflow: warm debug runner not started: {protocol.WARM_RUNNER} is off")
-            return 0
         print(f"localflow: {client.start(env, cwd)}")
     except (protocol.Unavailable, LocalflowError) as error:
         print(f"localflow: cannot start the warm debug runner: {error}")

@@ -164,6 +164,13 @@ def relay(session: socket.socket, pid: int) -> int:
     return reply["exit"]
 
 
+def turned_off(airflow_env: dict[str, str]) -> bool:
+    """``LOCALFLOW_WARM_RUNNER=off`` (or another word for off) in the settings F5 runs with."""
+    from localflow import settings
+
+    return airflow_env.get(WARM_RUNNER, "").strip().lower() in settings.OFF_WORDS
+
+
 def client_main(argv: list[str]) -> int:
     """Run ``python ARGV`` in the warm runner, or directly when it cannot."""
     if not hasattr(socket, "send_fds"):  # Windows: no file descriptors to pass
@@ -173,10 +180,8 @@ def client_main(argv: list[str]) -> int:
 
         if not bootstrap.in_prepared_environment():
             raise Unavailable("this interpreter is not the workspace's")
-        from localflow import settings
-
         airflow_env = airflow_environment(dict(os.environ))  # .env read once, here
-        if airflow_env.get(WARM_RUNNER, "").strip().lower() in settings.OFF_WORDS:
+        if turned_off(airflow_env):
             run_directly(argv)
         session, pid = open_session(argv, airflow_env)
     except Exception as error:  # the run itself must happen whatever went wrong here
@@ -221,6 +226,8 @@ def start(env: dict[str, str], cwd: str) -> str:
     imports, and says in one line what it found. ``env``: what F5's debuggee gets
     (``debug_session_environment``). Raises ``Unavailable`` when no runner can start."""
     airflow_env = airflow_environment(env)
+    if turned_off(airflow_env):
+        return f"warm debug runner not started: {WARM_RUNNER} is off"
     options = runner_options([])  # what F5's `-X frozen_modules=off` becomes
     expected = fingerprint(options, airflow_env, cwd)
     socket_path, log_path = runner_paths(airflow_env, cwd)
