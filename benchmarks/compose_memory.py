@@ -6,7 +6,7 @@ For each configuration, in the same run: a fresh copy of the workspace, ``docker
 desktop user (the tests' harness, ``testkit/containers.py``), two runs of ``example_etl`` triggered
 through the REST API, ``--idle`` seconds of rest, then ``docker stats --no-stream`` (the cgroup's memory,
 which is what a container costs: containers share no pages) and the anonymous part of it. "stock" sets
-every setting below the tuning line of ``localflow/airflow.env`` back to Airflow's default with a compose
+every setting below the tuning line of ``localflow/config/airflow.env`` back to Airflow's default with a compose
 override file (a service's ``environment`` beats its ``env_file``), runs Airflow's own ``airflow api-server``
 (not ``localflow.execution_api``'s) and runs without the dag watcher, which stock Airflow does not have.
 Prints a markdown table in MiB. Not a test: the numbers depend on the machine.

@@ -21,7 +21,7 @@ workspace, once per repetition (a cold start; the database is migrated beforehan
   (up to ``--files-timeout``, default 300 s), then, 90 s later (once each periodic reparse has begun),
   idle CPU over the window and PSS with them loaded; the files are removed again before ``dag.test()``.
 
-"stock" is ``python -m localflow up`` with every option below the tuning line of ``localflow/airflow.env``
+"stock" is ``python -m localflow up`` with every option below the tuning line of ``localflow/config/airflow.env``
 set back to Airflow's default, the dag watcher off and each component its own ``airflow`` process
 (``LOCALFLOW_PRELOAD=off``); "ours" is the file as it is, with the components forked from the supervisor
 (``localflow/stack/preload.py``). Both use a fresh database on the real PostgreSQL server
@@ -51,7 +51,7 @@ from pathlib import Path
 
 import psutil
 
-from localflow import settings
+from localflow.config import settings
 from localflow.polling import WaitTimeout, seconds_until, wait_until
 from localflow.rest import AirflowClient
 from testkit.broker import private_redis

@@ -1,72 +1,82 @@
-"""Command line of the workspace: ``python -m localflow COMMAND``.
+"""Command line of the workspace: ``python -m localflow COMMAND``, one table of commands (``COMMANDS``).
 
 Run from the repository root with any Python 3.10+: the first use builds ``.venv`` from the lock and
-re-runs the command inside it, so nothing has to be installed by hand.
+re-runs the command inside it, so nothing has to be installed by hand. Inside, the environment is
+computed once (``.env`` read once) and handed to the command.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from localflow import bootstrap
 
-USAGE = """usage: python -m localflow COMMAND [ARGS]
+PROG = "python -m localflow"
 
-  up                  set up (venv, secrets, database) and run Airflow natively until Ctrl-C
-  test [PYTEST ARGS]  run the test suite (pytest)
-  check               what CI runs on your DAGs: ruff check, ruff format --check, the DAG integrity test,
-                      dag-test of every file in dags/ on a throwaway SQLite database
-  secrets [get NAME]  create or check .env, make airflow_settings.yaml; `get` prints one value (for *_CMD)
-  init                container start-up: secrets, admin password, database migration (airflow-init)
-  dag-test FILE       run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded
-                      [--dag-id ID] picks one DAG of the file, [--task-id ID] one task (and its upstream)
-  watch [--check]     reparse saved DAG files at once (a component of `up` and of compose)
-  s3-server [--check] the local S3 server of remote task logs (a component of `up` and of compose while
-                      .env sets LOCALFLOW_REMOTE_LOGS: docs/logs.md)
-  airflow ARGS        Airflow's own CLI on this workspace: its database, DAGs folder and .env's secrets
-                      (python -m localflow airflow dags list, ... connections add, ... tasks test)
-  bench [ARGS]        benchmark the native stack: Airflow's stock settings against ours, and airflow
-                      standalone with --configs (benchmarks/stack.py)
-  rotate-fernet-key   re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD
-  lock                recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from
-                      pyproject.toml
-"""
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a command, as ``argparse.add_argument`` takes it."""
+
+    flags: tuple[str, ...]
+    options: dict
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its name, one line of help, its arguments and what runs it.
+
+    ``passes_on``: the command hands every argument to another tool (pytest, Airflow's CLI), named here.
+    ``native``: it runs with the workspace's native Airflow environment (the shell's owned variables are
+    ignored, with one line saying which).
+    """
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace, dict[str, str]], int]
+    arguments: tuple[Argument, ...] = ()
+    passes_on: str = ""
+    native: bool = False
+    description: str = ""
+
+
+def arg(*flags: str, **options) -> Argument:
+    """``arg("--dag-id", help=...)``: an argument as ``add_argument`` takes it."""
+    return Argument(flags, options)
 
 
 # Each command imports what it needs when it runs: the supervisor (`up --supervise`) and the secrets hook
 # that Airflow's *_CMD options call at every component start stay small and quick.
 
 
-def _up(args: list[str]) -> int:
-    from localflow.stack import supervisor
-
-    if args[:1] == [supervisor.SUPERVISE]:
-        return supervisor.supervise(args[1:])
+def _up(_args, env):
     from localflow.stack.up import up
 
-    return up()
+    return up(env)
 
 
-def _init(_args: list[str]) -> int:
+def _init(_args, env):
     from localflow.secrets.prepare import init_container
 
-    return init_container()
+    return init_container(env)
 
 
-def _secrets(args: list[str]) -> int:
+def _secrets(args, env):
     from localflow.secrets import hook
 
-    return hook.main(args)
+    return hook.main([word for word in (args.action, args.name) if word], env)
 
 
-def _dag_test(args: list[str]) -> int:
-    from localflow import settings
+def _dag_test(args, env):
+    from localflow.config import settings, validation
     from localflow.debugging import dagtest
     from localflow.secrets.rules import SECRETS
 
-    env = settings.current_environment()
     if not settings.IN_CONTAINER and not all(env.get(secret.name) for secret in SECRETS):
         # F5 before the first `up` on a fresh clone: make .env as `up` would, or Airflow would run
         # without a Fernet key and store what the run saves (connections, variables) unencrypted.
@@ -75,115 +85,222 @@ def _dag_test(args: list[str]) -> int:
         ensure_secrets(settings.WORKSPACE, env)
         env = settings.current_environment()
     settings.use_environment(env)
-    return dagtest.main(args)
+    validation.warn(env)  # a typo in .env must not stop a debug session, nor pass unsaid
+    return dagtest.main(args.file, args.dag_id, args.task_id, retries=args.retries, stock=args.stock)
 
 
-def _watch(args: list[str]) -> int:
+def _watch(args, env):
     from localflow.watcher import run
 
-    return run.main(args)
+    return run.check() if args.check else run.run(env)
 
 
-def _s3_server(args: list[str]) -> int:
+def _s3_server(args, env):
     from localflow.stack import s3_server
 
-    return s3_server.main(args)
+    return (0 if s3_server.bucket_answers(env) else 1) if args.check else s3_server.serve(env)
 
 
-def _airflow(args: list[str]) -> int:
+def _airflow(args, env):
     # Not a bare `airflow`, which natively knows nothing of this workspace (~/airflow, its own
     # database) and, without .env's Fernet key, would store connection passwords in plain text.
-    from localflow import settings
-    from localflow.airflow_cli import airflow_command
+    from localflow.airflow_cli import checked_airflow_command
+    from localflow.config import settings
     from localflow.secrets import store
 
-    env = {**store.load(settings.WORKSPACE), **settings.current_environment()}
-    return subprocess.call(airflow_command(*args), env=env)
+    return subprocess.call(checked_airflow_command(*args.args), env={**store.load(settings.WORKSPACE), **env})
 
 
-def _bench(args: list[str]) -> int:
-    return subprocess.call([sys.executable, "-m", "benchmarks.stack", *args], cwd=bootstrap.WORKSPACE)
+def _bench(args, _env):
+    return subprocess.call([sys.executable, "-m", "benchmarks.stack", *args.args], cwd=bootstrap.WORKSPACE)
 
 
-def _rotate_fernet_key(_args: list[str]) -> int:
+def _rotate_fernet_key(_args, env):
     from localflow.secrets.rotation import rotate_fernet_key
 
-    return rotate_fernet_key()
+    return rotate_fernet_key(env)
 
 
-def _lock(_args: list[str]) -> int:
+def _lock(_args, _env):
     for lock_file in bootstrap.LOCK_INPUTS:
         subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
     return 0
 
 
-def _test(args: list[str]) -> int:
+def _test(args, env):
     # The tests make throwaway homes, databases and secrets of their own (tests/conftest.py drops these
     # from the session too, for a bare pytest): a shell's AIRFLOW_HOME or Fernet key must not reach them.
-    from localflow import settings
+    from localflow.config import settings, validation
 
-    env = settings.without_owned(os.environ)
-    ignored = sorted(set(os.environ) - set(env))
+    validation.warn_in_child(env)  # .env is not the tests', but a typo in it is still said
+    test_env = settings.without_owned(os.environ)
+    ignored = sorted(set(os.environ) - set(test_env))
     if ignored:
         print(settings.shell_notice(ignored), file=sys.stderr, flush=True)
-    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=bootstrap.WORKSPACE, env=env)
+    return subprocess.call(
+        [sys.executable, "-m", "pytest", *args.args], cwd=bootstrap.WORKSPACE, env=test_env
+    )
 
 
-def _check(args: list[str]) -> int:
+def _check(_args, env):
     from localflow import checks
+    from localflow.config import validation
     from localflow.secrets.rules import SECRETS
 
+    validation.warn_in_child(env)
     # Throwaway secrets for dag-test's throwaway database: .env is neither needed (CI has none) nor written.
-    return checks.main(args, {secret.name: secret.generate() for secret in SECRETS})
+    return checks.main({secret.name: secret.generate() for secret in SECRETS})
 
 
-def _report_shell(command: str) -> None:
-    """One line, once per command, naming the shell's variables that the workspace's own settings replace.
+COMMANDS: tuple[Command, ...] = (
+    Command("up", "set up (venv, secrets, database) and run Airflow natively until Ctrl-C", _up, native=True),
+    Command(
+        "test", "run the test suite (pytest; e.g. test tests/dags -k etl)", _test, passes_on="PYTEST ARGS"
+    ),
+    Command(
+        "check",
+        "what CI runs on your DAGs: ruff check, ruff format --check, the DAG integrity test, dag-test of "
+        "every file in dags/ on a throwaway SQLite database",
+        _check,
+    ),
+    Command(
+        "secrets",
+        "create or check .env, make airflow_settings.yaml; `get NAME` prints one value (for *_CMD), "
+        "`new-fernet-key` prints a new key",
+        _secrets,
+        (
+            arg("action", nargs="?", choices=("get", "new-fernet-key"), help="get NAME, or new-fernet-key"),
+            arg("name", nargs="?", help="the variable of .env that `get` prints"),
+        ),
+        native=True,
+    ),
+    Command("init", "container start-up: secrets, admin password, database migration (airflow-init)", _init),
+    Command(
+        "dag-test",
+        "run the DAG in FILE with dag.test() (what F5 does), exit 0 if it succeeded",
+        _dag_test,
+        (
+            arg("file", help="the DAG file, in dags/"),
+            arg("--dag-id", help="which DAG of the file (asked when the file has several)"),
+            arg("--task-id", help="run only this task and the upstream tasks it needs"),
+            arg("--retries", action="store_true", help="retry a failed task at once, up to its retries"),
+            arg("--stock", action="store_true", help="plain dag.test(), without the fast path"),
+        ),
+        native=True,
+        description="Runs one DAG file with dag.test(): F5 and Ctrl+F5 run this. A failed task is not "
+        "retried (unless --retries) and is summed up at the end.",
+    ),
+    Command(
+        "watch",
+        "reparse saved DAG files at once (a component of `up` and of compose)",
+        _watch,
+        (arg("--check", action="store_true", help="container healthcheck: 0 when the watcher is alive"),),
+        native=True,
+    ),
+    Command(
+        "s3-server",
+        "the local S3 server of remote task logs (a component of `up` and of compose while .env sets "
+        "LOCALFLOW_REMOTE_LOGS: docs/logs.md)",
+        _s3_server,
+        (arg("--check", action="store_true", help="healthcheck: 0 when the bucket answers"),),
+        native=True,
+    ),
+    Command(
+        "airflow",
+        "Airflow's own CLI on this workspace: its database, DAGs folder and .env's secrets "
+        "(airflow dags list, ... connections add, ... tasks test)",
+        _airflow,
+        passes_on="AIRFLOW ARGS",
+        native=True,
+    ),
+    Command(
+        "bench",
+        "benchmark the native stack: Airflow's stock settings against ours, and airflow standalone with "
+        "--configs (benchmarks/stack.py; bench --help lists its options)",
+        _bench,
+        passes_on="BENCHMARK ARGS",
+    ),
+    Command(
+        "rotate-fernet-key",
+        "re-encrypt stored secrets with the first key of AIRFLOW__CORE__FERNET_KEY=NEW,OLD",
+        _rotate_fernet_key,
+        native=True,
+    ),
+    Command(
+        "lock",
+        "recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from pyproject.toml",
+        _lock,
+    ),
+)
+BY_NAME = {command.name: command for command in COMMANDS}
 
-    The components `up` starts get the environment it prepared, which matches: they say nothing.
-    """
-    from localflow import settings
 
-    if command not in NATIVE_COMMANDS or settings.IN_CONTAINER:
-        return
-    ignored = settings.ignored_from_shell(settings.native_environment(), os.environ)
-    if ignored:
-        print(settings.shell_notice(ignored), file=sys.stderr, flush=True)
+def parser() -> argparse.ArgumentParser:
+    """The whole command line, from ``COMMANDS``: ``--help`` of every command comes from here."""
+    top = argparse.ArgumentParser(
+        prog=PROG,
+        description="The workspace's commands. README.md has the two a new user needs: up and test.",
+    )
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        sub = commands.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            usage=f"{PROG} {command.name} [{command.passes_on}]" if command.passes_on else None,
+        )
+        for argument in command.arguments:
+            sub.add_argument(*argument.flags, **argument.options)
+    return top
 
 
-COMMANDS = {
-    "up": _up,
-    "init": _init,
-    "secrets": _secrets,
-    "dag-test": _dag_test,
-    "watch": _watch,
-    "s3-server": _s3_server,
-    "airflow": _airflow,
-    "bench": _bench,
-    "rotate-fernet-key": _rotate_fernet_key,
-    "lock": _lock,
-    "test": _test,
-    "check": _check,
-}
-# The commands that run with the workspace's native Airflow environment (settings.native_environment).
-NATIVE_COMMANDS = frozenset({"up", "secrets", "dag-test", "watch", "airflow", "rotate-fernet-key"})
+def parse(argv: list[str]) -> tuple[Command, argparse.Namespace]:
+    """The command and its arguments; a command that passes its arguments on gets them untouched."""
+    command = BY_NAME.get(argv[0]) if argv else None
+    if command and command.passes_on:
+        return command, argparse.Namespace(command=command.name, args=argv[1:])
+    args = parser().parse_args(argv)
+    if args.command == "secrets" and (args.action == "get") != bool(args.name):
+        parser().parse_args([args.command, "--help"])  # `get` needs NAME, and only `get` takes one
+    return BY_NAME[args.command], args
+
+
+def environment(command: Command) -> dict[str, str]:
+    """The environment of this run, computed once: .env is read here and nowhere else in the command."""
+    from localflow.config import settings
+    from localflow.errors import LocalflowError
+
+    try:
+        env = settings.current_environment()
+    except LocalflowError:
+        if command.native:
+            raise
+        # test, check, lock, bench do not run on .env: a broken line in it is said by the others.
+        env = settings.native_environment(read_env_file=False)
+    if command.native and not settings.IN_CONTAINER:
+        ignored = settings.ignored_from_shell(env, os.environ)
+        if ignored:
+            print(settings.shell_notice(ignored), file=sys.stderr, flush=True)
+    return env
 
 
 def main(argv: list[str]) -> int:
     """Dispatch a command; a user's mistake ends as one line on stderr and exit code 1."""
-    command, args = (argv[0], argv[1:]) if argv else ("help", [])
-    if command in {"help", "-h", "--help"}:
-        print(USAGE)
+    if argv[:2] == ["up", "--supervise"]:  # `up` itself, once prepared (stack/up.py): not a user's command
+        from localflow.stack import supervisor
+
+        return supervisor.supervise(argv[2:])
+    if not argv or argv[0] == "help":
+        parser().print_help()
         return 0
-    if command not in COMMANDS:
-        print(f"localflow: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
+    command, args = parse(argv)  # before the venv: --help and a typo need nothing installed
     bootstrap.reexec_in_venv(argv)
     from localflow.errors import LocalflowError
 
     try:
-        _report_shell(command)
-        return COMMANDS[command](args)
+        env = environment(command)
+        bootstrap.ensure_locks(env)  # the optional locks follow .env's switches (LOCALFLOW_REMOTE_LOGS)
+        return command.run(args, env)
     except LocalflowError as error:
         print(f"localflow: {error}", file=sys.stderr)
         return 1

@@ -14,6 +14,12 @@ def airflow_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "airflow", *args]
 
 
+def checked_airflow_command(*args: str) -> list[str]:
+    """``airflow ARGS`` that first says in one line each setting of its environment Airflow would ignore
+    (``python -m localflow airflow``): checked where Airflow's configuration is read anyway."""
+    return [sys.executable, "-m", __name__, *args]
+
+
 def run_airflow(args: list[str], env: Mapping[str, str], what: str) -> None:
     """Run an ``airflow`` CLI command; on failure show its last lines and raise one clear error."""
     result = subprocess.run(
@@ -22,3 +28,14 @@ def run_airflow(args: list[str], env: Mapping[str, str], what: str) -> None:
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise LocalflowError(f"{what} failed (airflow {' '.join(args)}, exit {result.returncode}):\n{tail}")
+
+
+if __name__ == "__main__":
+    import os
+    import runpy
+
+    from localflow.config import validation
+
+    validation.warn(os.environ)
+    sys.argv = ["airflow", *sys.argv[1:]]
+    runpy.run_module("airflow", run_name="__main__", alter_sys=True)

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Mapping
 from pathlib import Path
 
 WORKSPACE = Path(__file__).resolve().parent.parent
@@ -32,6 +33,7 @@ LOCK_INPUTS = {
 # again when it is not: nothing of it is in the default venv (docs/logs.md).
 OPTIONAL_LOCKS = {"requirements-s3.txt": "LOCALFLOW_REMOTE_LOGS"}
 STAMP = VENV / ".localflow-lock.sha256"
+REEXECUTED = "LOCALFLOW_BOOTSTRAPPED"  # set for the command re-executed in the venv (ensure_locks)
 
 
 def venv_python() -> Path:
@@ -65,30 +67,14 @@ def compile_command(lock_file: str, output: Path | str) -> list[str]:
     ]  # fmt: skip
 
 
-def switch_value(name: str) -> str:
-    """The value ``python -m localflow`` will give ``name``: .env's, else the environment's.
+def lock_files(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The lock files the venv holds: the default two, and each optional one whose switch ``env`` sets.
 
-    Read without python-dotenv, which is not installed yet: the last plain ``NAME=value`` line. As in
-    ``settings.native_environment``, an environment marked ``LOCALFLOW_CALLER_ENV=1`` (the tests) wins.
+    ``env`` is the environment ``python -m localflow`` computed (with .env), read once inside the venv;
+    before it exists (``None``) only the default locks count.
     """
-    if os.environ.get("LOCALFLOW_CALLER_ENV") == "1" and name in os.environ:
-        return os.environ[name]
-    value = os.environ.get(name, "")
-    env_file = Path(os.environ.get("LOCALFLOW_WORKSPACE") or WORKSPACE) / ".env"
-    try:
-        lines = env_file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return value
-    for line in lines:
-        key, equals, rest = line.strip().removeprefix("export ").partition("=")
-        if equals and key.strip() == name:
-            value = rest.split(" #", 1)[0].strip().strip("'\"")
-    return value
-
-
-def lock_files() -> tuple[str, ...]:
-    """The lock files the venv holds now: the default two, and each optional one whose switch is set."""
-    return LOCK_FILES + tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if switch_value(switch).strip())
+    env = env or {}
+    return LOCK_FILES + tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if env.get(switch, "").strip())
 
 
 def _lock_digest(lock_files: tuple[str, ...]) -> str:
@@ -106,11 +92,10 @@ def _run(command: list[str]) -> None:
         sys.exit(f"localflow: `{' '.join(command)}` failed (exit {result.returncode}); see the output above.")
 
 
-def ensure_venv() -> Path:
-    """Create or update ``.venv`` so it matches the lock exactly; return its interpreter."""
+def ensure_venv(locks: tuple[str, ...] = LOCK_FILES) -> Path:
+    """Create or update ``.venv`` so it holds exactly ``locks``; return its interpreter."""
     if sys.version_info < (3, 10):  # noqa: UP036 - runs on whatever python3 the user has
         sys.exit(f"localflow: Python 3.10 to 3.13 is required; this is {sys.version.split()[0]}.")
-    locks = lock_files()
     digest = _lock_digest(locks)
     if STAMP.exists() and STAMP.read_text() == digest and venv_python().exists():
         return venv_python()
@@ -131,13 +116,27 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
+def ensure_locks(env: Mapping[str, str]) -> None:
+    """In the venv this module re-executed into, once ``env`` is known: sync the venv to the lock and the
+    optional locks ``env`` switches on (a changed lock, or a switch turned on or off since the last sync).
+
+    Only then: a command run with the venv's own interpreter (the tests, F5, the stack's components) uses
+    the venv as it is.
+    """
+    if os.environ.pop(REEXECUTED, "") == "1":
+        ensure_venv(lock_files(env))
+
+
 def reexec_in_venv(argv: list[str]) -> None:
-    """Replace this process with ``python -m localflow ARGV`` inside the venv, unless already there."""
+    """Replace this process with ``python -m localflow ARGV`` inside the venv, unless already there.
+
+    A venv that exists is used as it is: inside it ``ensure_locks`` syncs it, knowing .env's switches.
+    """
     if in_prepared_environment():
         return
-    python = ensure_venv()
+    python = venv_python() if STAMP.exists() and venv_python().exists() else ensure_venv()
     command = [str(python), "-m", "localflow", *argv]
     if os.name == "nt":  # no exec on Windows: run and pass the exit code on
-        sys.exit(subprocess.call(command, cwd=WORKSPACE))
+        sys.exit(subprocess.call(command, cwd=WORKSPACE, env={**os.environ, REEXECUTED: "1"}))
     os.chdir(WORKSPACE)
-    os.execv(command[0], command)
+    os.execve(command[0], command, {**os.environ, REEXECUTED: "1"})

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from localflow import bootstrap, settings
-from localflow.errors import LocalflowError
+from localflow import bootstrap
+from localflow.config import settings
 
 INTEGRITY_TEST = "tests/dags/test_dag_integrity.py"
 
@@ -143,12 +143,8 @@ def run_step(step: Step) -> str | None:
     return failure
 
 
-def main(args: list[str], secrets: Mapping[str, str]) -> int:
+def main(secrets: Mapping[str, str]) -> int:
     """Run every step (a failure does not stop the others); exit 1 if any failed."""
-    if args:
-        raise LocalflowError(
-            f"check takes no arguments (got {' '.join(args)}); one DAG file: python -m localflow dag-test FILE"
-        )
     workspace = settings.WORKSPACE
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="localflow-check-") as home:

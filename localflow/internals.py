@@ -193,7 +193,7 @@ INTERNALS = (
     Internal(
         "airflow.configuration",
         "conf.configuration_description",
-        "settings_check.py",
+        "validation.py",
         "Airflow's known sections and options, and their defaults",
     ),
     # --- A DAG copied for a debug run (debugging/dagtest.py), apache/airflow#41160 ----------------------

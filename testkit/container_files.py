@@ -12,7 +12,12 @@ import json5
 
 REPO = Path(__file__).resolve().parent.parent
 # Files compose reads; copied so that a developer's own .env cannot change what the checks see.
-COMPOSE_INPUTS = ("docker-compose.yaml", "Dockerfile", "localflow/airflow.env", "localflow/remote_logs.env")
+COMPOSE_INPUTS = (
+    "docker-compose.yaml",
+    "Dockerfile",
+    "localflow/config/airflow.env",
+    "localflow/config/remote_logs.env",
+)
 
 
 def compose_cli() -> list[str]:

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 
 from localflow import rest
-from localflow.envfile import parse
+from localflow.config.envfile import parse
 from localflow.polling import WaitTimeout, wait_until
 from localflow.secrets import rules, store
 from testkit.environment import REPO

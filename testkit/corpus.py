@@ -124,7 +124,7 @@ from localflow.debugging import dagtest
 
 codes = []
 for file, dag_id in json.loads(sys.argv[1]):
-    codes.append(dagtest.main([file, "--dag-id", dag_id, "--stock"]))
+    codes.append(dagtest.main(file, dag_id, stock=True))
 print("exit codes: " + json.dumps(codes))
 """
 

@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from localflow import settings
+from localflow.config import settings
 from localflow.secrets.rules import SECRETS
 
 REPO = Path(__file__).resolve().parent.parent

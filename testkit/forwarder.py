@@ -183,7 +183,7 @@ def forwarder(public_url: str, upstream_port: int, folder: Path) -> Iterator[For
         thread.join(timeout=30)
 
 
-# The variables a Codespace sets (the public address is derived from them: localflow/codespaces.py).
+# The variables a Codespace sets (the public address is derived from them: localflow/config/codespaces.py).
 CODESPACE = {
     "CODESPACE_NAME": "fluffy-umbrella-5gq7r",
     "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN": "app.github.dev",

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import psutil
 
-from localflow import rest, settings
-from localflow.envfile import parse
+from localflow import rest
+from localflow.config import settings
+from localflow.config.envfile import parse
 from localflow.polling import WaitTimeout, wait_until
 from localflow.secrets import rules
 from testkit.environment import REPO, free_port

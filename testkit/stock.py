@@ -1,6 +1,6 @@
 """Airflow's stock settings: what the benchmarks compare localflow's tuning with.
 
-Every setting below the tuning line of ``localflow/airflow.env`` is one localflow chose; "stock" sets each
+Every setting below the tuning line of ``localflow/config/airflow.env`` is one localflow chose; "stock" sets each
 back to Airflow's default (from Airflow's own ``config.yml``), turns the dag watcher off and starts each
 component as its own ``airflow`` process.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 
-from localflow import envfile, settings
+from localflow.config import envfile, settings
 
 TUNING_MARKER = "# ---- tuning"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 from localflow.debugging.warm_runner import client as warm_runner
 from testkit.environment import REPO, PostgresDatabases, airflow_environment, run_airflow
 

@@ -12,18 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from localflow.__main__ import USAGE
+from localflow.__main__ import BY_NAME, parser
 from testkit.environment import REPO
 
 README_PATH = REPO / "README.md"
 README = README_PATH.read_text()
 DOCS = sorted((REPO / "docs").glob("*.md"))
 PAGES = [README_PATH, *DOCS]
-COMMANDS = re.findall(r"^  ([a-z][a-z0-9-]+)", USAGE, re.MULTILINE)
+COMMANDS = sorted(BY_NAME)
 README_MAX_LINES = 180
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 LOCALFLOW_COMMAND = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z0-9-]*)")
+# A command with what follows it up to the end of its code span or line: its options and words.
+LOCALFLOW_COMMAND_LINE = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z0-9-]*)([^`\n]*)")
 # A path into the repository: a tracked top-level folder, then at least one more part.
 REPO_PATH = re.compile(
     r"(?<![\w./~-])((?:\.ci|\.devcontainer|\.github|\.vscode|benchmarks|dags|docs|localflow|plugins|testkit|tests)"
@@ -74,6 +76,16 @@ def ids(cases: list[tuple[Path, str]]) -> list[str]:
 
 LINKS = sorted({(page, target) for page in PAGES for target in relative_links(page)})
 MENTIONED_COMMANDS = mentions(LOCALFLOW_COMMAND)
+MENTIONED_OPTIONS = sorted(
+    {
+        (page, f"{command} {option}")
+        for page in PAGES
+        for command, rest in LOCALFLOW_COMMAND_LINE.findall(page.read_text())
+        if command in BY_NAME and not BY_NAME[command].passes_on
+        for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*|[a-z][a-z-]+)", rest.split("#")[0])[:3]
+        if option.startswith("--") or BY_NAME[command].name == "secrets"
+    }
+)
 MENTIONED_NAMES = mentions(DOTTED_NAME)
 MENTIONED_PATHS = mentions(REPO_PATH)
 
@@ -145,7 +157,25 @@ def test_every_relative_link_opens_a_file(page, target):
 @pytest.mark.parametrize(("page", "command"), MENTIONED_COMMANDS, ids=ids(MENTIONED_COMMANDS))
 def test_every_localflow_command_mentioned_exists(page, command):
     """`python -m localflow COMMAND` in the README or docs/ names a command of the usage text."""
-    assert command in COMMANDS, f"{page_id(page)} mentions `python -m localflow {command}`, not in USAGE"
+    assert command in COMMANDS, f"{page_id(page)} mentions `python -m localflow {command}`, not a command"
+
+
+def command_words(command: str) -> set[str]:
+    """The options and fixed words (choices) that ``python -m localflow COMMAND`` takes, from its table."""
+    subparsers = next(action for action in parser()._actions if action.dest == "command")
+    words = {"--help"}
+    for action in subparsers.choices[command]._actions:
+        words |= set(action.option_strings) | set(action.choices or ())
+    return words
+
+
+@pytest.mark.parametrize(("page", "usage"), MENTIONED_OPTIONS, ids=ids(MENTIONED_OPTIONS))
+def test_every_option_mentioned_exists(page, usage):
+    """`python -m localflow COMMAND --option` (or `secrets get`) in the docs is in the command table."""
+    command, word = usage.split()
+    if not word.startswith("--") and word not in {"get", "new-fernet-key"}:
+        return  # a NAME or FILE, not a fixed word
+    assert word in command_words(command), f"{page_id(page)} mentions `{usage}`, which the table lacks"
 
 
 @pytest.mark.parametrize(("page", "path"), MENTIONED_PATHS, ids=ids(MENTIONED_PATHS))

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 from localflow.secrets import rules
 from testkit.container_files import compose_model, devcontainer
 from testkit.environment import REPO

@@ -7,7 +7,7 @@ runs unprivileged with the workspace owner's UID (or the image's ``airflow`` use
 owned by root, as on Docker Desktop's file sharing). The same pattern as the official postgres image.
 
 In a Codespace it also gives every service the UI's forwarded address as ``[api] base_url``, derived as
-natively (``localflow.codespaces``, standard library only), and tells the api-server whose proxy headers to
+natively (``localflow.config.codespaces``, standard library only), and tells the api-server whose proxy headers to
 honour: the network's gateway, where connections to the published port come from (docs/containers.md).
 """
 
@@ -19,17 +19,18 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import codespaces
+from localflow.config import codespaces, registry
 
 DEFAULT_USER = "airflow"
-# `COMPOSE_PROFILES=celery` in .env starts Redis and the workers (compose) and switches every Airflow
-# service to the CeleryExecutor (here): one line. The native stack reads it in localflow.settings.
-CELERY_PROFILE = "celery"
 
 
 def choose_executor(environ: dict) -> None:
-    """Airflow's CeleryExecutor when the ``celery`` profile is on; else airflow.env's executor."""
-    if CELERY_PROFILE in {name.strip() for name in environ.get("COMPOSE_PROFILES", "").split(",")}:
+    """Airflow's CeleryExecutor when the ``celery`` profile is on; else airflow.env's executor.
+
+    `COMPOSE_PROFILES=celery` in .env starts Redis and the workers (compose) and switches every Airflow
+    service to the CeleryExecutor (here): one line. The native stack does the same in config.settings.
+    """
+    if registry.CELERY_PROFILE in registry.profiles(environ):
         environ["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
 
 

@@ -15,7 +15,6 @@ traced. docs/performance.md, "F5 to a breakpoint", has the measurements.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import sysconfig
@@ -299,25 +298,16 @@ def run(
         get_listener_manager().pm.unregister(failed)
 
 
-def main(argv: list[str]) -> int:
-    """Parse arguments, run the DAG, and turn its final state into the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m localflow dag-test", description=__doc__.splitlines()[0])
-    parser.add_argument("file", type=Path)
-    parser.add_argument("--dag-id", help="which DAG of the file (asked when the file has several)")
-    parser.add_argument("--task-id", help="run only this task and the upstream tasks it needs")
-    parser.add_argument(
-        "--retries",
-        action="store_true",
-        help="retry a failed task at once, up to its retries (default: no retry)",
-    )
-    parser.add_argument("--stock", action="store_true", help="plain dag.test(), without the fast path")
-    args = parser.parse_args(argv)
-    path = args.file.resolve()
+def main(
+    file: str | Path, dag_id: str | None = None, task_id: str | None = None, *, retries=False, stock=False
+) -> int:
+    """Run the DAG of ``file`` (``python -m localflow dag-test``), and turn its final state into the exit code."""
+    path = Path(file).resolve()
     if not path.is_file():
-        raise LocalflowError(f"{args.file} does not exist.")
+        raise LocalflowError(f"{file} does not exist.")
     started = time.monotonic()
     failed = FailedTasks()
-    dag_run = run(path, args.dag_id, args.task_id, stock=args.stock, retries=args.retries, failed=failed)
+    dag_run = run(path, dag_id, task_id, stock=stock, retries=retries, failed=failed)
     state = getattr(dag_run, "state", None)
     print(f"localflow: {dag_run.dag_id} finished: {state} ({time.monotonic() - started:.1f} s)")
     if failed.errors:

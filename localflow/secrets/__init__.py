@@ -8,5 +8,5 @@ can read the database), ``rotation`` (``rotate-fernet-key``), ``prepare`` (what 
 
 ``backend`` is different: Airflow's secrets backend over ``airflow_settings.yaml`` (connections and
 variables), loaded inside every Airflow process, tasks included. It imports only the standard library,
-PyYAML and Airflow: no localflow module, above all not ``localflow.settings`` (dotenv).
+PyYAML and Airflow: no localflow module, above all not ``localflow.config.settings`` (dotenv).
 """

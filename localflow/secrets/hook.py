@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import sys
 
-from localflow import settings
+from localflow.config import settings
 from localflow.errors import LocalflowError
 from localflow.secrets import store
 from localflow.secrets.rules import new_fernet_key
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], env: dict[str, str]) -> int:
     """``secrets`` creates or checks ``.env``; ``secrets get NAME`` prints a value for Airflow's ``*_CMD``."""
     if argv[:1] == ["get"] and len(argv) == 2:
         value = store.load().get(argv[1])
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
 
     settings_path = settings.WORKSPACE / settings.SETTINGS_FILE_NAME
     had_settings = os.path.lexists(settings_path)
-    generated = ensure_secrets(settings.WORKSPACE, settings.current_environment())
+    generated = ensure_secrets(settings.WORKSPACE, env)
     if not had_settings and settings_path.exists():
         print(
             f"{settings_path}: made from {settings.SETTINGS_EXAMPLE_NAME}; put your connections and variables there."

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from localflow import settings
+from localflow.config import settings
 from localflow.secrets import files
 
 

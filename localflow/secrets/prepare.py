@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import envfile, remote_logs, settings, settings_check
 from localflow.airflow_cli import run_airflow
+from localflow.config import envfile, remote_logs, settings, validation
 from localflow.errors import LocalflowError
 from localflow.secrets import files, keyguard, passwords, schema, store
 from localflow.secrets.rules import ADMIN_PASSWORD, SECRETS
@@ -70,12 +70,12 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     if env_file.exists():
         existing = envfile.load(env_file)
         if all(existing.get(secret.name) for secret in SECRETS):
-            settings_check.check(existing, settings.ENV_FILE_NAME)
+            validation.check(existing, settings.ENV_FILE_NAME)
     ensure_secrets(workspace, env, settings_file=False)  # made last: a failed start writes nothing new
     own_settings = store.load(workspace)
-    settings_check.check(own_settings, settings.ENV_FILE_NAME)
+    validation.check(own_settings, settings.ENV_FILE_NAME)
     effective = {**own_settings, **env}
-    settings_check.check_parse_timeouts(effective)
+    validation.check_parse_timeouts(effective)
     if remote_logs.enabled(effective):  # compose's airflow-init: the image must have what the switch needs
         remote_logs.bucket(effective)
         remote_logs.check_installed(effective, in_container=settings.IN_CONTAINER)
@@ -91,8 +91,8 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     return effective
 
 
-def init_container() -> int:
+def init_container(env: dict[str, str]) -> int:
     """The compose ``airflow-init`` service: the same preparation as a native run, in the container."""
-    prepare(settings.WORKSPACE, settings.current_environment())
+    prepare(settings.WORKSPACE, env)
     print("localflow: secrets ready, admin password set, database migrated.", flush=True)
     return 0

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import airflow_cli, settings
+from localflow import airflow_cli
+from localflow.config import settings
 from localflow.errors import LocalflowError
 from localflow.secrets import keyguard, store
 from localflow.secrets.rules import FERNET_KEY
@@ -38,8 +39,8 @@ def rotate(workspace: Path, env: Mapping[str, str]) -> None:
     )
 
 
-def rotate_fernet_key() -> int:
+def rotate_fernet_key(env: dict[str, str]) -> int:
     """The ``rotate-fernet-key`` command, on the workspace's ``.env`` and database."""
-    env = {**store.load(settings.WORKSPACE), **settings.current_environment()}
+    env = {**store.load(settings.WORKSPACE), **env}
     rotate(settings.WORKSPACE, env)
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from localflow import envfile, settings
+from localflow.config import envfile, settings
 from localflow.errors import LocalflowError
 from localflow.secrets import files
 from localflow.secrets.rules import SECRETS, validate

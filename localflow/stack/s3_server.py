@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import remote_logs, settings
+from localflow.config import registry, remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.stopping import StopRequest
 
@@ -30,9 +30,7 @@ RECORDING_NAME = "s3-server.jsonl"
 
 def recording(env: Mapping[str, str]) -> Path:
     """The bucket's requests, replayed at start: in the workspace's private state folder (it holds logs)."""
-    return (
-        Path(env.get("LOCALFLOW_WORKSPACE") or settings.WORKSPACE) / settings.STATE_DIR_NAME / RECORDING_NAME
-    )
+    return registry.workspace(env) / settings.STATE_DIR_NAME / RECORDING_NAME
 
 
 def address(env: Mapping[str, str]) -> tuple[str, int]:
@@ -111,13 +109,3 @@ def serve(env: Mapping[str, str]) -> int:
     finally:
         server.stop()
     return 0
-
-
-def main(args: list[str]) -> int:
-    """``python -m localflow s3-server [--check]``."""
-    env = os.environ
-    if args == ["--check"]:
-        return 0 if bucket_answers(env) else 1
-    if args:
-        raise LocalflowError("usage: python -m localflow s3-server [--check]")
-    return serve(env)

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localflow import remote_logs, rest, settings
+from localflow import rest
 from localflow.airflow_cli import airflow_command
+from localflow.config import registry, remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.rules import ADMIN_PASSWORD
 from localflow.stack import ownership, preload, workers
@@ -181,8 +182,9 @@ class NativeStack:
     def local_s3_server(self) -> bool:
         """True when task logs go to the local S3 server, which this stack then runs (read once: it parses
         airflow_settings.yaml)."""
-        workspace = Path(self.env.get("LOCALFLOW_WORKSPACE") or settings.WORKSPACE)
-        return remote_logs.uses_local_server(self.env, workspace / settings.SETTINGS_FILE_NAME)
+        return remote_logs.uses_local_server(
+            self.env, registry.workspace(self.env) / settings.SETTINGS_FILE_NAME
+        )
 
     def __post_init__(self) -> None:
         # The S3 server first: the first task's log upload must find its bucket.
@@ -214,7 +216,7 @@ class NativeStack:
 
         This process's environment must be ``self.env``: ``up`` starts the supervisor with it.
         """
-        if self.env.get(PRELOAD, "on").lower() not in settings.OFF_WORDS:
+        if registry.switch(self.env, PRELOAD):
             preload.preload(celery=settings.uses_celery(self.env))
             self.preloaded = True
 

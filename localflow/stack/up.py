@@ -13,7 +13,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from localflow import remote_logs, settings
+from localflow.config import remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
 from localflow.stack import ownership
@@ -81,11 +81,13 @@ def stop_leftovers(last_stack: dict) -> None:
         )
 
 
-def up(workspace: Path = settings.WORKSPACE) -> int:
-    """Check the ports, prepare the workspace, then become the supervisor of the components."""
+def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
+    """Check the ports, prepare the workspace, then become the supervisor of the components.
+
+    ``env``: the native environment the command computed (``settings.native_environment``).
+    """
     if settings.IN_CONTAINER:
         raise LocalflowError("`up` runs Airflow natively; in the dev container the stack is already running.")
-    env = settings.native_environment(workspace)
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     settings.use_environment(env)
@@ -112,7 +114,7 @@ def _prepare_and_supervise(workspace: Path, env: dict[str, str], lock_fd: int, l
     prepared["SPT_NOENV"] = "1"
     stack_id = ownership.new_stack_id()
     ownership.record(lock_fd, stack_id)
-    prepared.update({ownership.STACK_ID: stack_id, ownership.LOCK_FD: str(lock_fd)})
+    prepared.update({ownership.STACK_ID: stack_id, ownership.LOCK_FD: str(lock_fd), settings.PREPARED: "1"})
     sys.stdout.flush()
     # Ctrl-C and SIGTERM are held across the execve and handled by the supervisor once it can stop
     # cleanly; Python's own handler would otherwise take one that arrives during the call and lose it.

@@ -25,6 +25,8 @@ import time
 import types
 from typing import Any
 
+from localflow.config import registry
+
 log = logging.getLogger(__name__)
 
 SCHEDULER = "localflow_scheduler"
@@ -212,9 +214,9 @@ def wake_dag_processor() -> None:
 def install() -> None:
     """Both, where this process has imported their module: a job's own command imports its runner first.
 
-    Only with ``LOCALFLOW_WAKEUPS=on`` (``localflow/airflow.env``; the benchmark's stock column unsets it).
+    Only with ``LOCALFLOW_WAKEUPS=on`` (``localflow/config/airflow.env``; the benchmark's stock column unsets it).
     """
-    if os.environ.get(SWITCH, "").strip().lower() != "on":
+    if not registry.switch(os.environ, SWITCH):
         return
     if "airflow.jobs.scheduler_job_runner" in sys.modules:
         wake_scheduler()

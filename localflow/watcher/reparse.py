@@ -11,7 +11,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from localflow import rest, settings
+from localflow import rest
+from localflow.config import settings
 from localflow.watcher.files import Plan
 
 BUNDLE_NAME = "dags-folder"  # Airflow's default bundle: [core] dags_folder

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import queue
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import rest, settings
-from localflow.errors import LocalflowError
+from localflow import rest
+from localflow.config import settings
 from localflow.secrets import store
 from localflow.secrets.rules import ADMIN_PASSWORD
 from localflow.stopping import StopRequest
@@ -88,16 +87,3 @@ def check() -> int:
     except OSError:
         return 1
     return 0 if age < HEARTBEAT_MAX_AGE else 1
-
-
-def main(args: list[str]) -> int:
-    """``python -m localflow watch [--check]``."""
-    if args == ["--check"]:
-        return check()
-    if args:
-        raise LocalflowError("usage: python -m localflow watch [--check]")
-    return run(settings.current_environment())
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

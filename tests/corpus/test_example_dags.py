@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 from localflow.debugging.warm_runner import client as warm_runner
 from localflow.polling import wait_until
 from testkit import corpus, stock

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 
 # The workspace's DAGs: this repository's, or those of the workspace `python -m localflow check` is given.
 DAGS_FOLDER = settings.WORKSPACE / "dags"

@@ -1,4 +1,5 @@
-"""The package's layout holds: no import cycle, shared modules below the subpackages, each rule kept.
+"""The package's layout holds: no import cycle, configuration at the bottom, shared modules below the
+concerns, the modules Airflow loads kept light, each rule kept.
 
 Every ``import`` counts, also those inside functions: a cycle through a deferred import is still one.
 """
@@ -13,7 +14,8 @@ import pytest
 from testkit.environment import REPO
 
 PACKAGE = REPO / "localflow"
-SUBPACKAGES = ("secrets", "stack", "debugging", "watcher", "container")
+SUBPACKAGES = ("secrets", "stack", "debugging", "watcher", "container")  # the concerns
+CONFIG = "localflow.config"  # configuration: every module may import it, it imports no concern
 
 
 def module_name(path: Path) -> str:
@@ -62,7 +64,7 @@ def test_no_module_imports_a_module_that_imports_it_back():
 def subpackage(name: str) -> str | None:
     """The subpackage a module belongs to, or None for a shared module."""
     parts = name.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in SUBPACKAGES) else None
+    return parts[1] if len(parts) >= 2 and parts[1] in SUBPACKAGES else None
 
 
 # The command line dispatches to every concern; it is the top, not a shared module.
@@ -71,24 +73,70 @@ TOP = ("localflow", "localflow.__main__")
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if subpackage(n) is None and n not in TOP))
 def test_shared_modules_import_no_subpackage(name: str):
-    """Shared modules sit below every concern: they never import one."""
+    """Shared modules (configuration included) sit below every concern: they never import one."""
     assert not {imported for imported in GRAPH[name] if subpackage(imported)}, name
+
+
+def test_configuration_imports_nothing_above_it():
+    """``localflow.config`` is the room every module reads settings from: it imports only itself and
+    ``errors``, and its registry nothing at all (the bootstrap and Airflow's processes read it)."""
+    for name in (n for n in MODULES if n == CONFIG or n.startswith(CONFIG + ".")):
+        outside = {
+            i for i in GRAPH[name] if not i.startswith(CONFIG) and i not in {"localflow", "localflow.errors"}
+        }
+        assert not outside, f"{name} imports {sorted(outside)}"
+    assert not GRAPH[f"{CONFIG}.registry"], "the registry must import no localflow module"
+    assert GRAPH[f"{CONFIG}.settings_yaml"] <= {CONFIG, f"{CONFIG}.registry"}
+
+
+# Loaded inside Airflow's own processes (the plugin's listeners, airflow.env's executor and secrets
+# backend, compose's api-server command): they may import each other and the registry, nothing else of
+# localflow, or every Airflow process would load the workspace's tooling (and python-dotenv) with them.
+IN_AIRFLOW_PROCESSES = (
+    "localflow.debugging.isolation",
+    "localflow.debugging.support",
+    "localflow.execution_api",
+    "localflow.secrets.backend",
+    "localflow.stack.executor",
+    "localflow.stack.parse_guard",
+    "localflow.stack.task_output",
+    "localflow.stack.wakeups",
+    "localflow.stack.workers",
+)
+LIGHT = {
+    *IN_AIRFLOW_PROCESSES,
+    *(f"{CONFIG}.{name}" for name in ("registry", "settings_yaml")),  # the standard library and PyYAML only
+    *("localflow", CONFIG, "localflow.stack", "localflow.debugging", "localflow.secrets"),  # docstrings
+}
+
+
+@pytest.mark.parametrize("name", IN_AIRFLOW_PROCESSES)
+def test_modules_loaded_in_airflow_processes_stay_light(name: str):
+    """What Airflow's processes load imports only the registry of localflow (and each other)."""
+    assert GRAPH[name] <= LIGHT, f"{name} imports {sorted(GRAPH[name] - LIGHT)}"
+
+
+def test_the_plugin_loads_only_light_modules():
+    """plugins/localflow_plugin.py, loaded in every Airflow process, imports only light modules."""
+    tree = ast.parse((REPO / "plugins" / "localflow_plugin.py").read_text())
+    imported = {
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("localflow")
+        for alias in node.names
+    }
+    assert imported and imported <= set(IN_AIRFLOW_PROCESSES), sorted(imported - set(IN_AIRFLOW_PROCESSES))
 
 
 # (module, what it must not import, why): the rules the package docstrings state.
 FORBIDDEN = [
     ("localflow.bootstrap", "localflow", "runs before anything is installed"),
-    ("localflow.debugging.support", "localflow.settings", "loaded inside every task process"),
-    (
-        "localflow.secrets.backend",
-        "localflow",
-        "Airflow's secrets backend, loaded inside every Airflow process",
-    ),
+    ("localflow.debugging.support", "localflow.config.settings", "loaded inside every task process"),
     ("localflow.stack.executor", "localflow", "loaded inside the scheduler, natively and in compose"),
     ("localflow.stack.task_output", "localflow", "loaded inside every task process"),
     ("localflow.stack.workers", "localflow", "loaded inside every task process of a native Celery worker"),
     ("localflow.container.entrypoint", "localflow", "runs as root before the command, in the image"),
-    ("localflow.codespaces", "localflow", "the entrypoint imports it, as root before the command"),
+    ("localflow.config.codespaces", "localflow", "the entrypoint imports it, as root before the command"),
     ("localflow.container.healthcheck", "localflow", "a healthcheck must start in a fraction of a second"),
     ("localflow.stack.supervisor", "localflow.secrets.prepare", "the supervisor only supervises"),
     ("localflow.stack.supervisor", "localflow.secrets.keyguard", "the supervisor only supervises"),
@@ -97,10 +145,12 @@ FORBIDDEN = [
 
 
 # The exceptions to a rule above: (module, what it may import all the same), each itself bound by a rule
-# (``from localflow import codespaces`` names the package too, whose ``__init__`` is a docstring).
+# (``from localflow.config import codespaces`` names the packages too, whose ``__init__`` are docstrings).
 ALLOWED = {
     ("localflow.container.entrypoint", "localflow"),
-    ("localflow.container.entrypoint", "localflow.codespaces"),
+    ("localflow.container.entrypoint", "localflow.config"),
+    ("localflow.container.entrypoint", "localflow.config.codespaces"),
+    ("localflow.container.entrypoint", "localflow.config.registry"),
 }
 
 

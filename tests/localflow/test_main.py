@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import stat
 
-from localflow import settings
+from localflow.config import settings
 from localflow.secrets import keyguard, rules, store
 from testkit.native_stack import make_workspace, run_localflow, stack_environment
 

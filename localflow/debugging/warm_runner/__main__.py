@@ -24,7 +24,7 @@ def start_in_background() -> int:
     if not bootstrap.in_prepared_environment():  # before .venv exists (F5 would run directly too)
         print("localflow: warm debug runner not started: this interpreter is not the workspace's")
         return 0
-    from localflow import settings
+    from localflow.config import settings
     from localflow.debugging.warm_runner import protocol
     from localflow.errors import LocalflowError
 

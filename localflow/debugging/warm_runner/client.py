@@ -166,9 +166,9 @@ def relay(session: socket.socket, pid: int) -> int:
 
 def turned_off(airflow_env: dict[str, str]) -> bool:
     """``LOCALFLOW_WARM_RUNNER=off`` (or another word for off) in the settings F5 runs with."""
-    from localflow import settings
+    from localflow.config import registry
 
-    return airflow_env.get(WARM_RUNNER, "").strip().lower() in settings.OFF_WORDS
+    return not registry.switch(airflow_env, WARM_RUNNER)
 
 
 def client_main(argv: list[str]) -> int:
@@ -216,7 +216,7 @@ def debug_session_environment(env: dict[str, str], cwd: str, *, in_container: bo
     env_file = Path(cwd) / ".env"
     if not in_container or not env_file.exists():
         return dict(env)
-    from localflow import envfile
+    from localflow.config import envfile
 
     return {**env, **envfile.load(env_file)}
 

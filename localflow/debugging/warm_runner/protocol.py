@@ -81,7 +81,7 @@ def airflow_environment(env: dict[str, str]) -> dict[str, str]:
     A shell variable the workspace ignores (an exported ``AIRFLOW_HOME``) is not in it: it neither picks
     another runner nor makes one out of date.
     """
-    from localflow import settings
+    from localflow.config import settings
 
     if settings.IN_CONTAINER:
         return dict(env)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from localflow import settings
+from localflow.config import settings
 from localflow.debugging.warm_runner.protocol import (
     STDIO,
     airflow_environment,

@@ -21,9 +21,9 @@ from typing import NamedTuple
 import psutil
 import pytest
 
+from localflow.config.settings import shared_settings
 from localflow.debugging import support as debug
 from localflow.polling import wait_until
-from localflow.settings import shared_settings
 from testkit.broker import private_redis
 from testkit.dap import EXPAND_TIMEOUT, STOP_TIMEOUT, DapClient, check_stop, launch_configuration, line_of
 from testkit.environment import REPO, free_port
@@ -133,7 +133,7 @@ def test_attach_to_a_task_the_scheduler_runs(tmp_path, postgres, executor):
     breakpoint, survives a pause longer than the heartbeat timeout and the token's lifetime, and the
     run succeeds on the first try once the user continues. The same when a Celery worker runs the task.
 
-    The heartbeat timeout is the one the workspace runs with (60 s, localflow/airflow.env; Airflow's
+    The heartbeat timeout is the one the workspace runs with (60 s, localflow/config/airflow.env; Airflow's
     default is 300 s). The token's lifetime is shortened from Airflow's 600 s to 30 s so the pause outlasts
     it without a ten-minute test; what keeps the task alive is the same either way: its supervisor keeps
     heartbeating, and each heartbeat response renews the token.

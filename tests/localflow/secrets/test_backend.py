@@ -281,13 +281,12 @@ def test_example_file_is_valid(tmp_path: Path, caplog):
 
 
 def test_names_match_what_prepare_makes():
-    """``secrets`` makes the file the backend reads (localflow.settings names it; the backend keeps its own
-    copy, since it imports no localflow module)."""
-    from localflow import settings
+    """``secrets`` makes the file the backend reads (one name, in the registry)."""
+    from localflow.config import settings, settings_yaml
 
     assert (settings.SETTINGS_FILE_NAME, settings.SETTINGS_EXAMPLE_NAME) == (
         backend.FILE_NAME,
-        backend.EXAMPLE_NAME,
+        settings_yaml.EXAMPLE_NAME,
     )
     assert os.path.basename(LocalSettingsBackend().path) == backend.FILE_NAME
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from localflow.envfile import parse
+from localflow.config.envfile import parse
 from localflow.secrets import keyguard, rules
 from testkit.environment import run_airflow
 from testkit.native_stack import container_environment, make_workspace, run_localflow, stack_environment

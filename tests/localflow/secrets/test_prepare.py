@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 from localflow.secrets import prepare
 from testkit.native_stack import make_workspace, run_localflow, stack_environment
 

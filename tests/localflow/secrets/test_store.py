@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from localflow.envfile import parse
+from localflow.config.envfile import parse
 from localflow.errors import LocalflowError
 from localflow.secrets import rules, store
 from testkit.environment import REPO

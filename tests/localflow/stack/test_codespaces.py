@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from localflow import codespaces
+from localflow.config import codespaces
 from testkit.browser import chromium
 from testkit.forwarder import CODESPACE, LOG_URL_DAG, Forwarder, forwarder, log_in_and_trigger
 from testkit.native_stack import RunningStack, running_stack

@@ -9,7 +9,8 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from localflow import rest, settings
+from localflow import rest
+from localflow.config import settings
 from localflow.polling import wait_until
 from localflow.stack import executor
 from testkit.native_stack import RunningStack, components, running_stack

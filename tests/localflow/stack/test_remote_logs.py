@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 from localflow.polling import WaitTimeout, wait_until
 from testkit.browser import chromium
 from testkit.containers import fresh_copy

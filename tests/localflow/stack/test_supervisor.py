@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from localflow import settings
-from localflow.envfile import parse
+from localflow.config import settings
+from localflow.config.envfile import parse
 from localflow.secrets import keyguard
 from localflow.secrets.rules import SECRETS
 from testkit.environment import EXAMPLE_DAGS

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
-from localflow import envfile
+from localflow.config import envfile, registry, settings_yaml
 from localflow.errors import LocalflowError
 
 SWITCH = "LOCALFLOW_REMOTE_LOGS"
@@ -77,35 +77,18 @@ def apply(env: MutableMapping[str, str]) -> None:
         env.setdefault(name, value)
 
 
-def _defined_in(settings_file: Path) -> bool:
-    """True when ``airflow_settings.yaml`` defines the connection (either layout the secrets backend reads)."""
-    import yaml
-
-    try:
-        document = yaml.safe_load(settings_file.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return False  # missing, or broken: the secrets backend reports what is wrong with it
-    if isinstance(document, dict) and isinstance(document.get("airflow"), dict):  # the Astro CLI's layout
-        document = document["airflow"]
-    connections = document.get("connections") if isinstance(document, dict) else None
-    if isinstance(connections, dict):
-        return CONN_ID in connections
-    if isinstance(connections, list):
-        return any(isinstance(entry, dict) and entry.get("conn_id") == CONN_ID for entry in connections)
-    return False
-
-
 def uses_local_server(env: Mapping[str, str], settings_file: Path) -> bool:
     """True when the logs go to the local S3 server: the switch is on, with the default connection.
 
-    A ``localflow_s3`` of the user's own (airflow_settings.yaml, or ``AIRFLOW_CONN_LOCALFLOW_S3`` in
-    .env), or another ``[logging] remote_log_conn_id``, means a real bucket: nothing local to start.
+    A ``localflow_s3`` of the user's own (airflow_settings.yaml, read as the secrets backend reads it, or
+    ``AIRFLOW_CONN_LOCALFLOW_S3`` in .env), or another ``[logging] remote_log_conn_id``, means a real
+    bucket: nothing local to start.
     """
     if not enabled(env) or env.get(CONN_ID_SETTING, CONN_ID) != CONN_ID:
         return False
     if env.get(CONN_VARIABLE) != airflow_settings(env)[CONN_VARIABLE]:
         return False
-    return not _defined_in(settings_file)
+    return CONN_ID not in settings_yaml.read(settings_file).connections
 
 
 def check_compose_profile(env: Mapping[str, str], settings_file: Path) -> None:
@@ -114,7 +97,7 @@ def check_compose_profile(env: Mapping[str, str], settings_file: Path) -> None:
     .env.example's ``COMPOSE_PROFILES=${LOCALFLOW_REMOTE_LOGS:+s3}`` turns it on, but compose reads .env
     top to bottom: a switch added below that line is not seen by it.
     """
-    if uses_local_server(env, settings_file) and PROFILE not in env.get("COMPOSE_PROFILES", "").split(","):
+    if uses_local_server(env, settings_file) and PROFILE not in registry.profiles(env):
         raise LocalflowError(
             f"{SWITCH} is set, but compose did not start the local S3 server (profile {PROFILE}): put "
             f"COMPOSE_PROFILES=${{{SWITCH}:+{PROFILE}}} on a line below {SWITCH} in .env ({DOC})."

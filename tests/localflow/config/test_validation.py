@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from localflow import settings, settings_check
+from localflow.config import settings, validation
 from localflow.errors import LocalflowError
 
 # variable, expected fragment of the message (None: accepted)
@@ -26,13 +26,13 @@ CASES = (
 @pytest.fixture(scope="module")
 def known():
     """Airflow's own list of sections and options."""
-    return settings_check.known_options()
+    return validation.known_options()
 
 
 @pytest.mark.parametrize(("name", "expected"), CASES)
 def test_unknown_settings(known, name: str, expected: str | None):
     """Known options (and their _CMD/_SECRET forms) pass; typos are named with a suggestion."""
-    problems = settings_check.unknown_settings({name: "1"}, known)
+    problems = validation.unknown_settings({name: "1"}, known)
     if expected is None:
         assert problems == []
     else:
@@ -40,8 +40,8 @@ def test_unknown_settings(known, name: str, expected: str | None):
 
 
 def test_shared_settings_are_all_known(known):
-    """Every setting in localflow/airflow.env is one Airflow knows (a typo there would be ignored)."""
-    assert settings_check.unknown_settings(settings.shared_settings(), known) == []
+    """Every setting in localflow/config/airflow.env is one Airflow knows (a typo there would be ignored)."""
+    assert validation.unknown_settings(settings.shared_settings(), known) == []
 
 
 IMPORT, PROCESSOR = (
@@ -65,7 +65,7 @@ IMPORT, PROCESSOR = (
 def test_parse_timeouts(values: dict[str, str], expected: str | None):
     """A hanging DAG file must time out as an import error before the dag-processor kills its parse."""
     if expected is None:
-        settings_check.check_parse_timeouts(values)
+        validation.check_parse_timeouts(values)
     else:
         with pytest.raises(LocalflowError, match=re.escape(expected)):
-            settings_check.check_parse_timeouts(values)
+            validation.check_parse_timeouts(values)

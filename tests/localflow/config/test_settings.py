@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 from localflow.secrets import rules
 from localflow.secrets.store import load
 from testkit.environment import EXAMPLE_DAGS, REPO, free_port

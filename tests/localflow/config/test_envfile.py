@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localflow.envfile import parse
+from localflow.config.envfile import parse
 from localflow.errors import LocalflowError
 
 # text, expected variables

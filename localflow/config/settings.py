@@ -11,27 +11,21 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import codespaces, envfile, remote_logs
+from localflow.config import codespaces, envfile, registry, remote_logs
 
-WORKSPACE = Path(os.environ.get("LOCALFLOW_WORKSPACE", Path(__file__).resolve().parent.parent))
+WORKSPACE = registry.workspace()
 SHARED_SETTINGS_FILE = Path(__file__).resolve().parent / "airflow.env"
 ENV_FILE_NAME = ".env"
-# Connections and variables (read by secrets/backend.py, which keeps its own copy: it imports no localflow).
-SETTINGS_FILE_NAME = "airflow_settings.yaml"
-SETTINGS_EXAMPLE_NAME = "airflow_settings.example.yaml"
+SETTINGS_FILE_NAME = registry.SETTINGS_FILE_NAME  # connections and variables (config/settings_yaml.py)
+SETTINGS_EXAMPLE_NAME = registry.SETTINGS_EXAMPLE_NAME
 STATE_DIR_NAME = ".airflow"  # AIRFLOW_HOME of native runs: database, logs, generated passwords file
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
 ADMIN_USER = "admin"
-# What turns a localflow switch off (LOCALFLOW_PRELOAD, LOCALFLOW_WARM_RUNNER). debug.py keeps its own
-# copy: it is loaded in every task process, which must not import this module's dotenv.
-OFF_WORDS = frozenset({"0", "false", "no", "off"})
 # Set by the image: the lock is installed system-wide and compose provides the Airflow environment.
 IN_CONTAINER = os.environ.get("LOCALFLOW_CONTAINER") == "1"
 # One line in .env runs the stack on Airflow's CeleryExecutor, natively and in compose alike (docs/celery.md):
 # `COMPOSE_PROFILES=celery`, Compose's own switch of the profile that adds Redis and the workers. Natively
 # the broker is the Redis of AIRFLOW__CELERY__BROKER_URL, by default the machine's.
-PROFILES = "COMPOSE_PROFILES"
-CELERY_PROFILE = "celery"
 CELERY_EXECUTOR = "CeleryExecutor"
 NATIVE_BROKER_URL = "redis://127.0.0.1:6379/0"
 CELERY_WORKERS = "LOCALFLOW_CELERY_WORKERS"  # how many workers the native stack runs (default 1)
@@ -43,32 +37,19 @@ def shared_settings() -> dict[str, str]:
 
 
 # What the workspace decides, whatever the shell exports: where its Airflow keeps its state and finds its
-# code, and its secrets. Many users `export AIRFLOW_HOME=~/airflow` in their profile (and VS Code inherits
-# it): such a value would point this workspace at another Airflow's files and database, with another
-# Fernet key. .env may set any of these; a shell never does. Also in their *_CMD and *_SECRET forms, which
-# Airflow reads when the plain variable is unset. The secrets are secrets/rules.py's (a test keeps them so).
-WORKSPACE_OWNED = frozenset(
-    {
-        "AIRFLOW_HOME",
-        "AIRFLOW_CONFIG",
-        "AIRFLOW__CORE__DAGS_FOLDER",
-        "AIRFLOW__CORE__PLUGINS_FOLDER",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER",
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-        "AIRFLOW__CORE__FERNET_KEY",
-        "AIRFLOW__API_AUTH__JWT_SECRET",
-        "AIRFLOW__API__SECRET_KEY",
-        "LOCALFLOW_ADMIN_PASSWORD",
-    }
-)
+# code, and its secrets (registry.OWNED). Many users `export AIRFLOW_HOME=~/airflow` in their profile (and
+# VS Code inherits it): such a value would point this workspace at another Airflow's files and database,
+# with another Fernet key. .env may set any of these; a shell never does. Also in their *_CMD and *_SECRET
+# forms, which Airflow reads when the plain variable is unset. The secrets are secrets/rules.py's (a test
+# keeps them so).
+WORKSPACE_OWNED = registry.OWNED_NAMES
 # Set to 1 by a caller that builds the environment on purpose (the tests, testkit/): then every variable
 # in it wins, over .env too. A user's shell is never trusted like that.
 CALLER_ENV = "LOCALFLOW_CALLER_ENV"
 SHELL_DOC = "docs/safety.md#your-shell"
+# Set by the process that read .env (``up``) in the environment it hands its children (the supervisor,
+# the components, the dag watcher): they take their environment as it is instead of reading .env again.
+PREPARED = "LOCALFLOW_PREPARED"
 
 
 def workspace_owns(name: str) -> bool:
@@ -111,7 +92,7 @@ def native_environment(
     else:
         env.update(without_owned(base))
         env.update(own)
-    if CELERY_PROFILE in profiles(env):
+    if registry.CELERY_PROFILE in registry.profiles(env):
         env["AIRFLOW__CORE__EXECUTOR"] = CELERY_EXECUTOR
         env.setdefault("AIRFLOW__CELERY__BROKER_URL", NATIVE_BROKER_URL)
     # Remote task logs on S3 when .env turns them on (remote_logs.env, the same settings compose uses).
@@ -138,11 +119,6 @@ def native_environment(
     return env
 
 
-def profiles(env: Mapping[str, str]) -> set[str]:
-    """The Compose profiles ``env`` turns on (``COMPOSE_PROFILES``, comma-separated)."""
-    return {name.strip() for name in env.get(PROFILES, "").split(",") if name.strip()}
-
-
 def uses_celery(env: Mapping[str, str]) -> bool:
     """True when ``env`` runs Airflow's CeleryExecutor (by the profile, or named in .env)."""
     return env.get("AIRFLOW__CORE__EXECUTOR", "").rsplit(".", 1)[-1] == CELERY_EXECUTOR
@@ -150,7 +126,7 @@ def uses_celery(env: Mapping[str, str]) -> bool:
 
 def ignored_from_shell(env: Mapping[str, str], base: Mapping[str, str]) -> list[str]:
     """The names in ``base`` (the shell) that ``env`` does not use as they are: the workspace's or .env's win."""
-    if base.get(CALLER_ENV) == "1":
+    if base.get(CALLER_ENV) == "1" or base.get(PREPARED) == "1":
         return []
     return sorted(name for name, value in base.items() if env.get(name) != value)
 
@@ -170,8 +146,11 @@ def use_environment(env: Mapping[str, str]) -> None:
 
 
 def current_environment() -> dict[str, str]:
-    """The Airflow environment of this run: compose's inside a container, else the native one."""
-    return dict(os.environ) if IN_CONTAINER else native_environment()
+    """The Airflow environment of this run: compose's inside a container, the one ``up`` prepared in the
+    processes it started, else the native one (which reads .env)."""
+    if IN_CONTAINER or os.environ.get(PREPARED) == "1":
+        return dict(os.environ)
+    return native_environment()
 
 
 def api_host(env: Mapping[str, str]) -> str:

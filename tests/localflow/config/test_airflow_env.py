@@ -1,4 +1,4 @@
-"""localflow/airflow.env is in force: the configuration each running component sees, natively and in compose.
+"""localflow/config/airflow.env is in force: the configuration each running component sees, natively and in compose.
 
 Natively every component is asked by its own environment (read from the running process) what Airflow
 makes of it; the api-server also answers through its config endpoint. In compose, every Airflow service
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from localflow import settings
+from localflow.config import settings
 from testkit.container_files import compose_model
 from testkit.native_stack import components, running_stack
 from testkit.stock import tuned_settings

@@ -1,15 +1,22 @@
-"""Catch Airflow settings in ``.env`` that Airflow would accept without a word and then not honour.
+"""Catch settings that would be accepted without a word and then not honoured, at every entry point.
 
-``AIRFLOW__CORE__PARALELISM=4`` is accepted by Airflow without a word and does nothing. The known sections
-and options come from Airflow's own configuration description (core and installed providers). A parse
-timeout longer than the dag-processor's kill timeout hides a hanging DAG file instead of reporting it.
+``AIRFLOW__CORE__PARALELISM=4`` is accepted by Airflow and does nothing; ``LOCALFLOW_DEBUG_TASK`` (no S)
+by the workspace. Airflow's names come from its own configuration description (core and installed
+providers), the workspace's from ``registry``. ``up`` and compose's init refuse a mistake in ``.env``
+(``check``); F5, ``dag-test``, ``airflow``, ``check`` and ``test`` say it in one line and go on (``warn``),
+so that a typo never blocks a debug session. A parse timeout longer than the dag-processor's kill timeout
+hides a hanging DAG file instead of reporting it. ``python -m localflow.config.validation`` prints the
+warnings of the environment it runs in.
 """
 
 from __future__ import annotations
 
 import difflib
+import subprocess
+import sys
 from collections.abc import Mapping
 
+from localflow.config import registry
 from localflow.errors import LocalflowError
 
 PREFIX = "AIRFLOW__"
@@ -82,11 +89,31 @@ def airflow_default(section: str, option: str) -> str:
     return conf.configuration_description[section]["options"][option]["default"]
 
 
+def problems(values: Mapping[str, str], known: Mapping[str, set[str]]) -> list[str]:
+    """Every mistake in ``values``, one line each: the workspace's own names, then Airflow's."""
+    return [
+        *registry.problems(values),
+        *(f"{problem} (Airflow would ignore it)" for problem in unknown_settings(values, known)),
+    ]
+
+
 def check(values: Mapping[str, str], source: str) -> None:
-    """Raise one clear line for the first unknown Airflow setting in ``source``."""
-    problems = unknown_settings(values, known_options())
-    if problems:
-        raise LocalflowError(f"unknown setting in {source}: {problems[0]} (Airflow would ignore it).")
+    """Raise one clear line for the first mistaken setting in ``source`` (``up``, compose's init)."""
+    found = problems(values, known_options())
+    if found:
+        raise LocalflowError(f"unknown setting in {source}: {found[0]}.")
+
+
+def warn(values: Mapping[str, str], source: str = "your settings") -> None:
+    """Say each mistaken setting in one line on stderr, and go on (F5, ``dag-test``, ``airflow``)."""
+    for problem in problems(values, known_options()):
+        print(f"localflow: warning: unknown setting in {source}: {problem}.", file=sys.stderr, flush=True)
+
+
+def warn_in_child(env: Mapping[str, str]) -> None:
+    """``warn`` for ``env`` from a child process, for a command that does not import Airflow itself
+    (``test``, ``check``): Airflow's configuration must be read with the workspace's environment."""
+    subprocess.run([sys.executable, "-m", __name__], env=dict(env), check=False)
 
 
 def check_parse_timeouts(effective: Mapping[str, str]) -> None:
@@ -95,3 +122,9 @@ def check_parse_timeouts(effective: Mapping[str, str]) -> None:
     problem = timeout_problem(effective, defaults)
     if problem:
         raise LocalflowError(f"{problem}; fix it in .env.")
+
+
+if __name__ == "__main__":
+    import os
+
+    warn(os.environ)

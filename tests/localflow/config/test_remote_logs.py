@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import remote_logs, settings
+from localflow.config import remote_logs, settings
 from localflow.errors import LocalflowError
 from testkit.environment import free_port
 from testkit.native_stack import make_workspace, run_localflow, stack_environment
@@ -119,10 +119,10 @@ def test_local_server_only_for_the_default_connection(tmp_path: Path, env_file: 
 
 
 # COMPOSE_PROFILES as compose filled it in from .env, whether airflow-init accepts it
-PROFILE_CASES = (("s3", True), ("debug,s3", True), ("", False))
+PROFILE_CASES = (("s3", True), ("debug,s3", True), ("celery, s3", True), ("", False))
 
 
-@pytest.mark.parametrize(("profiles", "accepted"), PROFILE_CASES, ids=["s3", "several", "off"])
+@pytest.mark.parametrize(("profiles", "accepted"), PROFILE_CASES, ids=["s3", "several", "spaced", "off"])
 def test_compose_profile_must_be_on_for_the_local_server(tmp_path: Path, profiles: str, accepted: bool):
     """In compose, the switch without the profile (a switch below the COMPOSE_PROFILES line) is one line."""
     env = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from localflow import codespaces, settings
+from localflow.config import codespaces, settings
 
 NAME, DOMAIN = "fluffy-umbrella-5gq7r", "app.github.dev"
 IN_CODESPACE = {codespaces.NAME: NAME, codespaces.DOMAIN: DOMAIN}
