@@ -235,9 +235,17 @@ COMMANDS: tuple[Command, ...] = (
 BY_NAME = {command.name: command for command in COMMANDS}
 
 
+class CommandLine(argparse.ArgumentParser):
+    """argparse, with a user's mistake as one line (and exit 2), as every other mistake here."""
+
+    def error(self, message: str):
+        """One line naming the mistake and where the usage is, instead of the whole usage text."""
+        self.exit(2, f"localflow: {message}; see `{self.prog} --help`.\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The whole command line, from ``COMMANDS``: ``--help`` of every command comes from here."""
-    top = argparse.ArgumentParser(
+    top = CommandLine(
         prog=PROG,
         description="The workspace's commands. README.md has the two a new user needs: up and test.",
     )
@@ -257,6 +265,8 @@ def parser() -> argparse.ArgumentParser:
 def parse(argv: list[str]) -> tuple[Command, argparse.Namespace]:
     """The command and its arguments; a command that passes its arguments on gets them untouched."""
     command = BY_NAME.get(argv[0]) if argv else None
+    if argv and not command and not argv[0].startswith("-"):
+        parser().error(f"unknown command {argv[0]!r}")
     if command and command.passes_on:
         return command, argparse.Namespace(command=command.name, args=argv[1:])
     args = parser().parse_args(argv)
@@ -286,18 +296,20 @@ def environment(command: Command) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     """Dispatch a command; a user's mistake ends as one line on stderr and exit code 1."""
-    if argv[:2] == ["up", "--supervise"]:  # `up` itself, once prepared (stack/up.py): not a user's command
-        from localflow.stack import supervisor
-
-        return supervisor.supervise(argv[2:])
     if not argv or argv[0] == "help":
         parser().print_help()
         return 0
-    command, args = parse(argv)  # before the venv: --help and a typo need nothing installed
+    supervising = argv[:2] == ["up", "--supervise"]  # `up` itself once prepared (stack/up.py), not a user
+    if not supervising:
+        command, args = parse(argv)  # before the venv: --help and a typo need nothing installed
     bootstrap.reexec_in_venv(argv)
     from localflow.errors import LocalflowError
 
     try:
+        if supervising:
+            from localflow.stack import supervisor
+
+            return supervisor.supervise(argv[2:])
         env = environment(command)
         bootstrap.ensure_locks(env)  # the optional locks follow .env's switches (LOCALFLOW_REMOTE_LOGS)
         return command.run(args, env)

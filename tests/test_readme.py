@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from localflow.__main__ import BY_NAME, parser
+from localflow.config import settings
 from testkit.environment import REPO
 
 README_PATH = REPO / "README.md"
@@ -20,7 +21,11 @@ README = README_PATH.read_text()
 DOCS = sorted((REPO / "docs").glob("*.md"))
 PAGES = [README_PATH, *DOCS]
 COMMANDS = sorted(BY_NAME)
-README_MAX_LINES = 180
+# Where the README is (149 lines, #23 item 6) plus two lines of slack: a section that grows past it moves
+# its depth into docs/ rather than raising the cap, which crept from 132 to 180 before.
+README_MAX_LINES = 151
+# The README's way to another port: `AIRFLOW__API__PORT=8081 python3 -m localflow up`.
+PORT_ADVICE = re.compile(r"`(AIRFLOW__API__PORT)=(\d+) python3 -m localflow up`")
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 LOCALFLOW_COMMAND = re.compile(r"\bpython3? -m localflow\s+([a-z][a-z0-9-]*)")
@@ -105,9 +110,19 @@ def test_reopen_in_container_comes_right_after_the_two_commands():
 
 
 def test_readme_is_a_short_front_door():
-    """The README stays a first read: under 180 lines, the depth in docs/."""
+    """The README stays a first read: at most README_MAX_LINES lines, the depth in docs/."""
     lines = len(README.splitlines())
-    assert lines < README_MAX_LINES, f"README.md has {lines} lines; move depth to docs/"
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move depth to docs/"
+
+
+def test_the_readmes_other_port_applies_on_a_fresh_clone_and_later(tmp_path):
+    """The shell's port of the README is used while .env sets none (a fresh clone has no .env); the line
+    the README says to put in .env then wins over the shell."""
+    name, port = PORT_ADVICE.search(README).groups()
+    assert f"`{name}={port}` in `.env`" in README
+    assert settings.native_environment(tmp_path, base={name: port})[name] == port
+    (tmp_path / ".env").write_text(f"{name}={port}\n")
+    assert settings.native_environment(tmp_path, base={name: "8082"})[name] == port
 
 
 @pytest.mark.parametrize("dag_file", sorted((REPO / "dags").glob("*.py")), ids=lambda path: path.name)

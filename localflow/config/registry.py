@@ -219,3 +219,21 @@ def _is_number(raw: str, *, whole: bool) -> bool:
 def profiles(env: Mapping[str, str]) -> set[str]:
     """The Compose profiles ``env`` turns on (``COMPOSE_PROFILES``, comma-separated, spaces ignored)."""
     return {name.strip() for name in env.get("COMPOSE_PROFILES", "").split(",") if name.strip()}
+
+
+def markdown_table(scopes: tuple[str, ...] = (USER,)) -> str:
+    """The settings of ``scopes`` as docs/configuration.md's table (``python -m localflow.config.registry``)."""
+    rows = ["| setting | kind | default | what it does | read by |", "|---|---|---|---|---|"]
+    for setting in SETTINGS:
+        if setting.scope in scopes:
+            kind = f"{setting.kind}: {', '.join(setting.choices)}" if setting.choices else setting.kind
+            default = f"`{setting.default}`" if setting.default else ""
+            readers = ", ".join(f"`{reader}`" for reader in setting.readers)
+            rows.append(f"| `{setting.name}` | {kind} | {default} | {setting.help} | {readers} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown_table(tuple(sys.argv[1:]) or (USER,)))

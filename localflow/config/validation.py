@@ -1,6 +1,6 @@
 """Catch settings that would be accepted without a word and then not honoured, at every entry point.
 
-``AIRFLOW__CORE__PARALELISM=4`` is accepted by Airflow and does nothing; ``LOCALFLOW_DEBUG_TASK`` (no S)
+``AIRFLOW__CORE__PARALELISM=4`` is accepted by Airflow and does nothing; ``LOCALFLOW_DEBUG_TASKS`` without its S
 by the workspace. Airflow's names come from its own configuration description (core and installed
 providers), the workspace's from ``registry``. ``up`` and compose's init refuse a mistake in ``.env``
 (``check``); F5, ``dag-test``, ``airflow``, ``check`` and ``test`` say it in one line and go on (``warn``),

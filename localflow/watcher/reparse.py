@@ -25,8 +25,6 @@ def log(message: str) -> None:
 
 def api_base_url(env: Mapping[str, str]) -> str:
     """The api-server's address: where tasks reach it (``[core] execution_api_server_url``) knows it."""
-    if url := env.get("LOCALFLOW_API_URL"):
-        return url.rstrip("/")
     execution = env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "")
     if execution.rstrip("/").endswith("/execution"):
         return execution.rstrip("/").removesuffix("/execution")

@@ -132,8 +132,29 @@ CASES = (
         "check-with-arguments",
         nothing,
         ["check", "dags/example_etl.py"],
+        2,
+        "localflow: unrecognized arguments: dags/example_etl.py; see `python -m localflow check --help`.",
+    ),
+    (
+        "unknown-localflow-setting",
+        with_env(VALID_ENV + "LOCALFLOW_DEBUG_TASK=example_etl.transform\n"),
+        ["up"],
         1,
-        "check takes no arguments (got dags/example_etl.py); one DAG file: python -m localflow dag-test FILE",
+        "LOCALFLOW_DEBUG_TASK: the workspace has no such setting; did you mean LOCALFLOW_DEBUG_TASKS?",
+    ),
+    (
+        "switch-neither-on-nor-off",
+        with_env(VALID_ENV + "LOCALFLOW_PRELOAD=maybe\n"),
+        ["up"],
+        1,
+        "LOCALFLOW_PRELOAD='maybe': a switch is on or off",
+    ),
+    (
+        "dag-test-without-file",
+        with_env(VALID_ENV),
+        ["dag-test"],
+        2,
+        "localflow: the following arguments are required: file",
     ),
     (
         "celery-on-sqlite",
@@ -176,13 +197,12 @@ def run(workspace: Path, env: dict, args: list[str]) -> subprocess.CompletedProc
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess, code: int, expected: str) -> None:
-    """Exit code, and exactly one explanatory line on stderr (the usage text aside), no traceback."""
+    """Exit code, and exactly one explanatory line on stderr, no traceback."""
     assert result.returncode == code, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     first_line, *_ = result.stderr.strip().splitlines()
     assert expected in first_line, result.stderr
-    if code == 1:
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 @pytest.mark.parametrize(

@@ -183,7 +183,6 @@ API_URLS = (
         {"AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:9999/execution/"},
         "http://127.0.0.1:9999",
     ),
-    ({"LOCALFLOW_API_URL": "http://example:1/", "AIRFLOW__API__PORT": "2"}, "http://example:1"),
     ({"AIRFLOW__API__HOST": "0.0.0.0", "AIRFLOW__API__PORT": "8081"}, "http://127.0.0.1:8081"),
 )
 
