@@ -1,7 +1,8 @@
-"""Strict reading of ``.env`` files, in the KEY=VALUE syntax Docker Compose accepts.
+"""Strict reading of ``.env`` files, in the KEY=VALUE syntax Docker Compose accepts, and setting a line.
 
 python-dotenv (which Airflow already depends on) does the parsing; unlike its ``dotenv_values``, a line it
-cannot parse is an error here, because a silently dropped line can be a lost secret.
+cannot parse is an error here, because a silently dropped line can be a lost secret. ``set_values`` finds
+the line to change with the same parser, so reading and writing agree on what a line is.
 """
 
 from __future__ import annotations
@@ -56,3 +57,26 @@ def load(path: Path) -> dict[str, str]:
             f"cannot read {path}: {error.__class__.__name__}; check its permissions."
         ) from None
     return parse(text, path.name)
+
+
+def set_values(text: str, values: dict[str, str], source: str, *, only_empty: bool = False) -> str:
+    """``text`` with each variable of ``values`` set on its own line, every other byte kept.
+
+    The first line of a variable is replaced (with ``only_empty``, only an empty ``NAME=`` line, as a
+    template has); a variable without such a line is appended.
+    """
+    parse(text, source)  # refuse to edit a file that does not parse: a line could be lost
+    pending = dict(values)
+    chunks = []
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        if binding.key in pending and not (only_empty and binding.value):
+            body = original.lstrip()
+            export = "export " if body.startswith("export ") else ""
+            newline = "\n" if original.endswith("\n") else ""
+            original = f"{original[: len(original) - len(body)]}{export}{binding.key}={pending.pop(binding.key)}{newline}"
+        chunks.append(original)
+    edited = "".join(chunks)
+    if pending and edited and not edited.endswith("\n"):
+        edited += "\n"
+    return edited + "".join(f"{name}={value}\n" for name, value in pending.items())

@@ -67,13 +67,15 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     # A mistake in a complete .env stops here, before anything is written (one with a secret missing goes
     # first to ensure_secrets, whose key guard says best what a missing Fernet key means).
     env_file = workspace / settings.ENV_FILE_NAME
-    if env_file.exists():
-        existing = envfile.load(env_file)
-        if all(existing.get(secret.name) for secret in SECRETS):
-            validation.check(existing, settings.ENV_FILE_NAME)
+    existing = envfile.load(env_file) if env_file.exists() else None
+    complete = existing is not None and all(existing.get(secret.name) for secret in SECRETS)
+    if complete:
+        validation.check(existing, settings.ENV_FILE_NAME)
     ensure_secrets(workspace, env, settings_file=False)  # made last: a failed start writes nothing new
-    own_settings = store.load(workspace)
-    validation.check(own_settings, settings.ENV_FILE_NAME)
+    if not complete:  # read again only what ensure_secrets just wrote
+        existing = store.load(workspace)
+        validation.check(existing, settings.ENV_FILE_NAME)
+    own_settings = existing
     effective = {**own_settings, **env}
     validation.check_parse_timeouts(effective)
     if remote_logs.enabled(effective):  # compose's airflow-init: the image must have what the switch needs

@@ -64,26 +64,9 @@ def load(workspace: Path = settings.WORKSPACE) -> dict[str, str]:
 def set_value(workspace: Path, name: str, value: str) -> None:
     """Replace one variable's line in ``.env`` (only on an explicit user command, such as a key rotation)."""
     env_path = workspace / settings.ENV_FILE_NAME
-    lines = files.read(env_path).splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        if line.partition("=")[0].strip() == name:
-            lines[index] = f"{name}={value}\n"
-            break
-    else:
-        lines.append(f"{name}={value}\n")
-    files.replace(env_path, "".join(lines))
+    files.replace(env_path, envfile.set_values(files.read(env_path), {name: value}, env_path.name))
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
     """Set each empty ``NAME=`` line of the template; append the names it lacks."""
-    lines = template.splitlines(keepends=True)
-    pending = dict(values)
-    for index, line in enumerate(lines):
-        name, sep, value = line.rstrip("\r\n").partition("=")
-        if sep and name.strip() in pending and not value.strip():
-            newline = line[len(line.rstrip("\r\n")) :] or "\n"
-            lines[index] = f"{name.strip()}={pending.pop(name.strip())}{newline}"
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    lines.extend(f"{name}={value}\n" for name, value in pending.items())
-    return "".join(lines)
+    return envfile.set_values(template, values, settings.ENV_FILE_NAME, only_empty=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from localflow.config import envfile
 from localflow.config.envfile import parse
 from localflow.errors import LocalflowError
 
@@ -62,3 +63,27 @@ def test_a_name_set_twice_is_refused(text: str, name: str, line: int, first: int
     message = str(error.value)
     assert f".env, line {line}: {name} is set again (first on line {first})" in message
     assert "old" not in message and "new" not in message
+
+
+# text, values, only_empty, the text after
+SET_CASES = (
+    ("A=1\nB=2\n", {"B": "3"}, False, "A=1\nB=3\n"),
+    ("# keep me\nexport B=2  # mine\n", {"B": "3"}, False, "# keep me\nexport B=3\n"),
+    ("A=1", {"B": "2"}, False, "A=1\nB=2\n"),
+    ("A=\nB=set\n", {"A": "x"}, True, "A=x\nB=set\n"),
+    ("\n\nA=\n", {"A": "x"}, True, "\n\nA=x\n"),
+    ('A="quoted"\n', {"A": "plain"}, False, "A=plain\n"),
+)
+
+
+@pytest.mark.parametrize(("text", "values", "only_empty", "after"), SET_CASES)
+def test_set_values_finds_lines_as_the_reader_does(text, values, only_empty, after):
+    """A line is changed where the parser that reads .env finds it; every other byte stays."""
+    assert envfile.set_values(text, values, ".env", only_empty=only_empty) == after
+    assert envfile.parse(after, ".env").items() >= values.items()
+
+
+def test_set_values_refuses_a_file_it_cannot_read():
+    """A broken .env is not edited (a line could be lost): the same error as reading it."""
+    with pytest.raises(LocalflowError, match="line 2: not a KEY=VALUE line"):
+        envfile.set_values("A=1\nnot a line\n", {"A": "2"}, ".env")
