@@ -101,13 +101,21 @@ def check(values: Mapping[str, str], source: str) -> None:
     """Raise one clear line for the first mistaken setting in ``source`` (``up``, compose's init)."""
     found = problems(values, known_options())
     if found:
-        raise LocalflowError(f"unknown setting in {source}: {found[0]}.")
+        raise LocalflowError(_sentence(f"unknown setting in {source}: {found[0]}"))
 
 
 def warn(values: Mapping[str, str], source: str = "your settings") -> None:
     """Say each mistaken setting in one line on stderr, and go on (F5, ``dag-test``, ``airflow``)."""
     for problem in problems(values, known_options()):
-        print(f"localflow: warning: unknown setting in {source}: {problem}.", file=sys.stderr, flush=True)
+        print(
+            _sentence(f"localflow: warning: unknown setting in {source}: {problem}"),
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith("?") else f"{text}."
 
 
 def warn_in_child(env: Mapping[str, str]) -> None:
