@@ -46,8 +46,27 @@ def _line_number(binding) -> int:
     return binding.original.line + original[: len(original) - len(original.lstrip())].count("\n")
 
 
+# What this process read, by file: parsed again only when the file changed (a command asks several times).
+_read: dict[Path, tuple[tuple[int, int, int], dict[str, str]]] = {}
+
+
 def load(path: Path) -> dict[str, str]:
-    """Read and parse an env file, with a clear error when it cannot be read."""
+    """Read and parse an env file, with a clear error when it cannot be read; once while it is unchanged."""
+    try:
+        stat = path.stat()
+        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    except OSError:
+        signature = None
+    cached = _read.get(path)
+    if signature and cached and cached[0] == signature:
+        return dict(cached[1])
+    values = _parse_file(path)
+    if signature:
+        _read[path] = (signature, values)
+    return dict(values)
+
+
+def _parse_file(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -25,11 +25,12 @@ def ensure(
     does, for a Fernet key, when the database already holds data encrypted with another one).
     """
     env_path = workspace / settings.ENV_FILE_NAME
-    if env_path.is_symlink() or env_path.exists():
-        text = files.read(env_path)
-        existing = envfile.parse(text, env_path.name)
+    exists = env_path.is_symlink() or env_path.exists()
+    if exists:
+        if not env_path.exists():
+            files.read(env_path)  # a link to nothing: its own clear line
+        existing = envfile.load(env_path)  # the values this command already read, unless the file changed
     else:
-        text = files.read(workspace / ".env.example")
         existing = {}
     validate(existing, env_path.name)
 
@@ -38,6 +39,7 @@ def ensure(
         if may_generate:
             may_generate(secret.name)
     values = {secret.name: secret.generate() for secret in missing}
+    text = files.read(env_path if exists else workspace / ".env.example") if values or not exists else ""
     if not env_path.exists():
         files.write_new(env_path, _fill(text, values))
     elif values:

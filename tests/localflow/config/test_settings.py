@@ -256,3 +256,48 @@ def test_up_with_another_airflow_in_the_shell(tmp_path: Path):
     )
     assert (workspace / ".airflow" / "airflow.db").exists()
     assert [path.name for path in elsewhere.iterdir()] == ["airflow.cfg"]
+
+
+# Loaded by every Python process of the tree (PYTHONPATH): logs each process that opens the workspace's .env.
+ENV_FILE_AUDIT = """
+import os, sys
+
+_ENV_FILE = os.path.join(os.environ["LOCALFLOW_WORKSPACE"], ".env")
+_LOG = os.environ["ENV_FILE_AUDIT_LOG"]
+
+
+def _audit(event, args):
+    if event == "open" and args and isinstance(args[0], str) and args[0] == _ENV_FILE:
+        with open(_LOG, "a") as log:
+            log.write(" ".join(sys.argv[:3]) + "\\n")
+
+
+sys.addaudithook(_audit)
+"""
+
+
+@pytest.mark.stack
+def test_env_file_is_read_once_per_up(tmp_path: Path):
+    """AIRFLOW__API__PORT goes from .env to the api-server, and the whole stack's process tree (the
+    bootstrap, `up`, the supervisor, every component and the dag watcher) opens .env once."""
+    from testkit.native_stack import run_localflow, stack_environment
+
+    workspace = make_workspace(tmp_path / "workspace")
+    env = stack_environment(workspace, None)
+    port = env.pop("AIRFLOW__API__PORT")  # from .env alone
+    assert run_localflow(env, "secrets").returncode == 0
+    with (workspace / ".env").open("a") as env_file:
+        env_file.write(f"AIRFLOW__API__PORT={port}\n")
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    (audit / "sitecustomize.py").write_text(ENV_FILE_AUDIT)
+    log = tmp_path / "opened.log"
+    env.update(PYTHONPATH=str(audit), ENV_FILE_AUDIT_LOG=str(log))
+    stack = start_up(workspace, env)
+    stack.env["AIRFLOW__API__PORT"] = port  # where the test looks for it; `up` was not told
+    try:
+        stack.wait_healthy()
+    finally:
+        stopped = stack.stop()
+    assert stopped == 0, stack.output()
+    assert log.read_text().splitlines() == [f"{REPO / 'localflow'}/__main__.py up"], stack.output()
