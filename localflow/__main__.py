@@ -271,7 +271,9 @@ def parse(argv: list[str]) -> tuple[Command, argparse.Namespace]:
         return command, argparse.Namespace(command=command.name, args=argv[1:])
     args = parser().parse_args(argv)
     if args.command == "secrets" and (args.action == "get") != bool(args.name):
-        parser().parse_args([args.command, "--help"])  # `get` needs NAME, and only `get` takes one
+        CommandLine(prog=f"{PROG} secrets").error(
+            "`get` takes the NAME of one variable of .env, and only `get`"
+        )
     return BY_NAME[args.command], args
 
 

@@ -178,6 +178,13 @@ CASES = (
         "cannot reach the Celery broker (Redis) at 127.0.0.1:",
     ),
     ("unknown-command", nothing, ["frobnicate"], 2, "unknown command 'frobnicate'"),
+    (
+        "secrets-get-without-name",
+        nothing,
+        ["secrets", "get"],
+        2,
+        "`get` takes the NAME of one variable of .env",
+    ),
     ("supervise-by-hand", nothing, ["up", "--supervise"], 1, "run `python -m localflow up`"),
 )
 
