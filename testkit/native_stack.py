@@ -192,7 +192,8 @@ class RunningStack(StackProcess):
             return "Airflow is up" in self.output() and self.api.is_healthy()
 
         with self.output_on_timeout():
-            wait_until(healthy, timeout, interval=1, what="every component healthy")
+            # Every test with a stack waits here: a short interval, as a look is one file read and one GET.
+            wait_until(healthy, timeout, interval=0.2, what="every component healthy")
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         """Wait until ``dag_id`` is parsed, unpause and trigger it; return the run id."""
@@ -203,7 +204,7 @@ class RunningStack(StackProcess):
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
         """Wait until the run has finished; return its final state."""
         with self.output_on_timeout():
-            return self.api.wait_for_run(dag_id, run_id, timeout)["state"]
+            return self.api.wait_for_run(dag_id, run_id, timeout, interval=0.25)["state"]
 
     def stop(self, timeout: float = 60) -> int:
         """Ctrl-C, as a user would; return the runner's exit code."""

@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 WARM_RUNNER = "LOCALFLOW_WARM_RUNNER"
-IDLE = "LOCALFLOW_WARM_RUNNER_IDLE"
 # localflow's code: a runner that imported an older version of it is out of date.
 LOCALFLOW_PACKAGE = Path(__file__).resolve().parents[2]
 HEADER = struct.Struct("!I")  # length of the JSON message that follows
@@ -30,8 +29,6 @@ FROZEN_MODULES_OFF = ["-X", "frozen_modules=off"]
 FLAG_OPTIONS = {"-b", "-bb", "-B", "-d", "-E", "-O", "-OO", "-q", "-s", "-S", "-u", "-v"}
 
 
-# What every debug run imports, so the runner imports it first. Anything missing here is only imported
-# by each run again; nothing breaks.
 class Unavailable(Exception):
     """The runner cannot take this command line; it runs directly instead."""
 

@@ -118,12 +118,16 @@ def wait_healthy_again(running: RunningStack, timeout: float = 180) -> None:
         wait_until(running.api.is_healthy, timeout, interval=1, what="every component healthy again")
 
 
-@pytest.fixture
-def slow_dag_stack(tmp_path: Path, postgres) -> Iterator[RunningStack]:
-    """A stack on the shared PostgreSQL whose dags/ also holds the slow DAG."""
-    (tmp_path / "dags").mkdir()
-    (tmp_path / "dags" / "fault_slow.py").write_text(SLOW_DAG)
-    with running_stack(tmp_path, postgres.create()) as running:
+@pytest.fixture(scope="module")
+def slow_dag_stack(tmp_path_factory: pytest.TempPathFactory, postgres) -> Iterator[RunningStack]:
+    """A stack on the shared PostgreSQL whose dags/ also holds the slow DAG.
+
+    One for the module: each fault below ends with every component back, which its test waits for.
+    """
+    workspace = tmp_path_factory.mktemp("faults")
+    (workspace / "dags").mkdir()
+    (workspace / "dags" / "fault_slow.py").write_text(SLOW_DAG)
+    with running_stack(workspace, postgres.create()) as running:
         yield running
 
 
@@ -144,8 +148,8 @@ def test_api_server_killed(slow_dag_stack: RunningStack):
     """kill -9 of the api-server: the UI and API come back by themselves."""
     running = slow_dag_stack
     component(running, "api-server").send_signal(signal.SIGKILL)
-    time.sleep(1)
-    assert running.api.health() is None
+    # Seen down before it is back: the supervisor's restart takes seconds, polling catches the gap.
+    wait_until(lambda: running.api.health() is None, 15, interval=0.1, what="the API down after kill -9")
     wait_healthy_again(running)
     assert running.api.login()
     assert "api-server exited (code -9); restarting" in running.output()

@@ -60,6 +60,18 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
+def ignores_sigterm(process: psutil.Process) -> bool:
+    """Whether ``process`` is a task process that has set SIGTERM to be ignored (SigIgn of /proc/PID/status)."""
+    try:
+        if not " ".join(process.cmdline()).startswith("airflow worker --"):  # the task runner's title
+            return False
+        status = Path(f"/proc/{process.pid}/status").read_text()
+    except (psutil.Error, OSError):
+        return False
+    ignored = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored, 16) & 1 << (signal.SIGTERM - 1))
+
+
 def test_a_second_up_on_the_workspace_refuses_in_one_line(tmp_path: Path):
     """It names the running one; the first stack and its admin password are unaffected."""
     with running_stack(tmp_path / "workspace", None) as first:
@@ -111,7 +123,12 @@ def test_stopping_ends_a_task_that_ignores_sigterm(tmp_path: Path):
             return [ti["state"] for ti in instances] == ["running"]
 
         wait_until(task_running, 120, interval=1, what=lambda: f"a running task\n{stack.output()}")
-        time.sleep(3)  # the task has set its SIGTERM handler
+        wait_until(
+            lambda: any(ignores_sigterm(process) for process in ownership.processes_of(ours)),
+            60,
+            interval=0.2,
+            what=lambda: f"the task ignoring SIGTERM\n{stack.output()}",
+        )
         started = time.monotonic()
         assert stack.stop() == 0
         assert time.monotonic() - started < 45, "stopping is bounded"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -15,6 +15,7 @@ from localflow.secrets import keyguard
 from localflow.secrets.rules import SECRETS
 from testkit.environment import EXAMPLE_DAGS
 from testkit.native_stack import (
+    RunningStack,
     container_environment,
     make_workspace,
     run_localflow,
@@ -83,26 +84,36 @@ def assert_no_secret_logged(workspace):
                 assert value not in text, f"a secret is printed in {log}"
 
 
-def test_wrong_password_is_refused(tmp_path, postgres):
+@pytest.fixture(scope="module")
+def fresh_clone_stack(tmp_path_factory) -> Iterator[RunningStack]:
+    """``up`` on a fresh clone with nothing but Python (SQLite, airflow_settings.yaml from the example).
+
+    One for the tests below that only look at a running stack: none of them changes it.
+    """
+    with running_stack(tmp_path_factory.mktemp("fresh-clone") / "workspace", None) as stack:
+        yield stack
+
+
+def test_wrong_password_is_refused(fresh_clone_stack: RunningStack):
     """Authentication is on: a wrong password gets no token."""
-    with running_stack(tmp_path, postgres.create()) as stack:
-        status, _ = stack.api.send("POST", "/auth/token", {"username": "admin", "password": "wrong"})
-        assert status == 401
+    stack = fresh_clone_stack
+    status, _ = stack.api.send("POST", "/auth/token", {"username": "admin", "password": "wrong"})
+    assert status == 401
 
 
-def test_listens_on_loopback_only(tmp_path, postgres):
+def test_listens_on_loopback_only(fresh_clone_stack: RunningStack):
     """No component listens on a public interface (api-server, scheduler health, no log servers)."""
-    with running_stack(tmp_path, postgres.create()) as stack:
-        pids = {stack.process.pid} | {
-            child.pid for child in psutil.Process(stack.process.pid).children(recursive=True)
-        }
-        listening = [
-            connection
-            for connection in psutil.net_connections(kind="tcp")
-            if connection.status == psutil.CONN_LISTEN and connection.pid in pids
-        ]
-        assert listening
-        assert {connection.laddr.ip for connection in listening} == {"127.0.0.1"}
+    stack = fresh_clone_stack
+    pids = {stack.process.pid} | {
+        child.pid for child in psutil.Process(stack.process.pid).children(recursive=True)
+    }
+    listening = [
+        connection
+        for connection in psutil.net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN and connection.pid in pids
+    ]
+    assert listening
+    assert {connection.laddr.ip for connection in listening} == {"127.0.0.1"}
 
 
 def test_port_taken_is_one_clear_line_and_nothing_starts(tmp_path, postgres):
@@ -129,10 +140,9 @@ def test_init_prepares_like_the_container(tmp_path, postgres):
     assert set(json.loads((workspace / "home" / "passwords.json").read_text())) == {"admin"}
 
 
-def test_every_example_dag_succeeds_in_the_native_stack_of_a_fresh_clone(tmp_path: Path):
-    """``up`` on a fresh clone with nothing but Python (SQLite, airflow_settings.yaml from the example):
-    a run of each example DAG, all triggered at once, succeeds."""
-    with running_stack(tmp_path / "workspace", None) as stack:
-        run_ids = {dag_id: stack.trigger(dag_id) for dag_id in EXAMPLE_DAGS}
-        states = {dag_id: stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
+def test_every_example_dag_succeeds_in_the_native_stack_of_a_fresh_clone(fresh_clone_stack: RunningStack):
+    """On a fresh clone a run of each example DAG, all triggered at once, succeeds."""
+    stack = fresh_clone_stack
+    run_ids = {dag_id: stack.trigger(dag_id) for dag_id in EXAMPLE_DAGS}
+    states = {dag_id: stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
     assert states == dict.fromkeys(EXAMPLE_DAGS, "success")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from localflow.polling import wait_until
 from localflow.stack import executor, wakeups
-from testkit.native_stack import components, running_stack
+from testkit.native_stack import RunningStack, components, running_stack
 
 CHANNEL = "localflow_test"
 SCRATCH = (("scratch", "INSERT OR UPDATE", CHANNEL),)
@@ -106,48 +107,59 @@ def retired(scheduler: psutil.Process) -> bool:
     return not [child for child in scheduler.children() if "LocalExecutor" in " ".join(child.cmdline())]
 
 
-@pytest.mark.stack
-def test_runs_do_not_wait_for_the_schedulers_idle_sleep(tmp_path, postgres):
-    """With a scheduler that looks only every 60 s by itself, runs still go from trigger to success at once.
+@pytest.fixture(scope="module")
+def slow_scheduler_stack(tmp_path_factory, postgres) -> Iterator[RunningStack]:
+    """A stack on PostgreSQL whose scheduler looks only every 60 s by itself.
 
-    Each step of a run (start it, queue a task, see it finish) waits for the scheduler's next look; without
-    the notifications this run would take minutes. The second run comes after the first run's executor
-    workers, forked from the scheduler, have exited: the listening connection survives them.
+    One for the module: the dag-processor's test below needs no other scheduler, and neither test changes
+    what the other sees.
     """
     slow = {
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "60",
         # The scheduler's timers also end its sleep: the closest one is 30 s away here.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "60",
     }
-    with running_stack(tmp_path, postgres.create(), **slow) as stack:
-        logs = stack.workspace / ".airflow" / "logs" / "components"
-        for component, channel in (
-            ("scheduler", wakeups.SCHEDULER),
-            ("dag-processor", wakeups.DAG_PROCESSOR),
-        ):
-            text = (logs / f"{component}.log").read_text()
-            assert f"woken by the database's notifications on {channel}" in text, component
-        scheduler = components(stack)["scheduler"]
-        for run in ("first run", "run after the workers exited"):
-            run_id = stack.trigger("example_etl")
-            started = time.monotonic()
-            assert stack.wait_for_run("example_etl", run_id, timeout=300) == "success", run
-            # Generous for a loaded machine, and far below the minutes of a scheduler left to its timers.
-            assert time.monotonic() - started < 25, f"{run} waited for the scheduler's idle sleep"
-            wait_until(lambda: retired(scheduler), executor.IDLE_TIMEOUT + 30, what="executor workers exited")
+    with running_stack(tmp_path_factory.mktemp("wakeups"), postgres.create(), **slow) as stack:
+        yield stack
 
 
 @pytest.mark.stack
-def test_a_reparse_request_notifies_the_dag_processor(tmp_path, postgres):
+def test_runs_do_not_wait_for_the_schedulers_idle_sleep(slow_scheduler_stack: RunningStack):
+    """With a scheduler that looks only every 60 s by itself, runs still go from trigger to success at once.
+
+    Each step of a run (start it, queue a task, see it finish) waits for the scheduler's next look; without
+    the notifications this run would take minutes. The second run comes after the first run's executor
+    workers, forked from the scheduler, have exited: the listening connection survives them.
+    """
+    stack = slow_scheduler_stack
+    logs = stack.workspace / ".airflow" / "logs" / "components"
+    for component, channel in (
+        ("scheduler", wakeups.SCHEDULER),
+        ("dag-processor", wakeups.DAG_PROCESSOR),
+    ):
+        text = (logs / f"{component}.log").read_text()
+        assert f"woken by the database's notifications on {channel}" in text, component
+    scheduler = components(stack)["scheduler"]
+    for run in ("first run", "run after the workers exited"):
+        run_id = stack.trigger("example_etl")
+        started = time.monotonic()
+        assert stack.wait_for_run("example_etl", run_id, timeout=300) == "success", run
+        # Generous for a loaded machine, and far below the minutes of a scheduler left to its timers.
+        assert time.monotonic() - started < 25, f"{run} waited for the scheduler's idle sleep"
+        wait_until(lambda: retired(scheduler), executor.IDLE_TIMEOUT + 30, what="executor workers exited")
+
+
+@pytest.mark.stack
+def test_a_reparse_request_notifies_the_dag_processor(slow_scheduler_stack: RunningStack):
     """The watcher's request (Airflow's REST call) reaches the dag-processor's channel at its commit."""
-    database = postgres.create()
-    with running_stack(tmp_path, database) as stack:
-        stack.api.wait_for_dags(["example_etl"], timeout=120)
-        wakeup = wakeups.Wakeup(wakeups.DAG_PROCESSOR, sa.create_engine(database))
-        try:
-            assert wakeup.listen() is not None
-            token = stack.api.file_tokens("dags-folder")["example_etl.py"]
-            assert stack.api.reparse(token) in (201, 409)
-            assert wakeup.wait(10), "no notification for the reparse request"
-        finally:
-            wakeup.close()
+    stack = slow_scheduler_stack
+    database = stack.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    stack.api.wait_for_dags(["example_etl"], timeout=120)
+    wakeup = wakeups.Wakeup(wakeups.DAG_PROCESSOR, sa.create_engine(database))
+    try:
+        assert wakeup.listen() is not None
+        token = stack.api.file_tokens("dags-folder")["example_etl.py"]
+        assert stack.api.reparse(token) in (201, 409)
+        assert wakeup.wait(10), "no notification for the reparse request"
+    finally:
+        wakeup.close()
