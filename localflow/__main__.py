@@ -269,7 +269,9 @@ def parse(argv: list[str]) -> tuple[Command, argparse.Namespace]:
         parser().error(f"unknown command {argv[0]!r}")
     if command and command.passes_on:
         return command, argparse.Namespace(command=command.name, args=argv[1:])
-    args = parser().parse_args(argv)
+    args, extra = parser().parse_known_args(argv)
+    if extra:
+        CommandLine(prog=f"{PROG} {args.command}").error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "secrets" and (args.action == "get") != bool(args.name):
         CommandLine(prog=f"{PROG} secrets").error(
             "`get` takes the NAME of one variable of .env, and only `get`"

@@ -12,8 +12,10 @@ warnings of the environment it runs in.
 from __future__ import annotations
 
 import difflib
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 
 from localflow.config import registry
@@ -120,8 +122,18 @@ def _sentence(text: str) -> str:
 
 def warn_in_child(env: Mapping[str, str]) -> None:
     """``warn`` for ``env`` from a child process, for a command that does not import Airflow itself
-    (``test``, ``check``): Airflow's configuration must be read with the workspace's environment."""
-    subprocess.run([sys.executable, "-m", __name__], env=dict(env), check=False)
+    (``test``, ``check``). Airflow reads its configuration there in a throwaway home: these commands
+    write nothing of the workspace's (``.airflow/``)."""
+    with tempfile.TemporaryDirectory(prefix="localflow-validation-") as home:
+        child_env = {
+            **env,
+            "AIRFLOW_HOME": home,
+            "AIRFLOW_CONFIG": os.path.join(home, "airflow.cfg"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": os.path.join(home, "logs"),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": os.path.join(home, "bundles"),
+        }
+        subprocess.run([sys.executable, "-m", __name__], env=child_env, check=False)
 
 
 def check_parse_timeouts(effective: Mapping[str, str]) -> None:
@@ -133,6 +145,4 @@ def check_parse_timeouts(effective: Mapping[str, str]) -> None:
 
 
 if __name__ == "__main__":
-    import os
-
     warn(os.environ)

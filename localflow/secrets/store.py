@@ -30,8 +30,9 @@ def ensure(
         if not env_path.exists():
             files.read(env_path)  # a link to nothing: its own clear line
         existing = envfile.load(env_path)  # the values this command already read, unless the file changed
+        template = None
     else:
-        existing = {}
+        existing, template = {}, files.read(workspace / ".env.example")  # missing: said before anything
     validate(existing, env_path.name)
 
     missing = [secret for secret in SECRETS if not existing.get(secret.name)]
@@ -39,7 +40,7 @@ def ensure(
         if may_generate:
             may_generate(secret.name)
     values = {secret.name: secret.generate() for secret in missing}
-    text = files.read(env_path if exists else workspace / ".env.example") if values or not exists else ""
+    text = template if template is not None else files.read(env_path) if values else ""
     if not env_path.exists():
         files.write_new(env_path, _fill(text, values))
     elif values:
