@@ -130,15 +130,12 @@ class Component:
         self.kill_at = None
         if self.health:
             self.health.reset(time.monotonic())
-        if forked and self.name not in LOCALFLOW_COMPONENTS:
+        ours = self.name in LOCALFLOW_COMPONENTS or self.name in S3_SERVER  # not an Airflow subcommand
+        if forked and not ours:
             self.process = preload.fork_airflow(self.args, self.log_path, self.env)
             return
         with self.log_path.open("ab") as log:
-            command = (
-                [sys.executable, "-m", "localflow", *self.args]
-                if self.name in LOCALFLOW_COMPONENTS or self.name in S3_SERVER
-                else airflow_command(*self.args)
-            )
+            command = [sys.executable, "-m", "localflow", *self.args] if ours else airflow_command(*self.args)
             self.process = subprocess.Popen(
                 command,
                 env={**env, **self.env},
