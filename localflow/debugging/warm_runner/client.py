@@ -34,9 +34,22 @@ START_TIMEOUT = 120.0
 CHECK_TIMEOUT = 1.0  # a runner that has done its imports answers `--start` at once
 
 
+DIRECT = "--direct"  # `python -m localflow.debugging.warm_runner --direct TARGET`: run_directly's process
+
+
 def run_directly(argv: list[str]) -> None:
-    """Replace this process with the command line as it would have run without the runner."""
-    os.execv(sys.executable, [sys.executable, *argv])
+    """Replace this process with the command line as it would have run without the runner.
+
+    It runs as in a runner's fork (``protocol.run_as_main``, through ``DIRECT``), its exit status caught
+    above debugpy's frames: a failed run then ends after one Continue, with the runner or without.
+    """
+    try:
+        options, target = split_command(argv)
+    except Unavailable:  # a command line the runner could not run either: as it is
+        os.execv(sys.executable, [sys.executable, *argv])
+    os.execv(
+        sys.executable, [sys.executable, *options, "-m", "localflow.debugging.warm_runner", DIRECT, *target]
+    )
 
 
 def connect(socket_path: Path) -> socket.socket | None:

@@ -9,7 +9,9 @@ off or unusable) F5 still works.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -243,16 +245,32 @@ def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
     assert runner.is_running()
 
 
-@pytest.mark.parametrize("uncaught", [True, False], ids=["uncaught-exceptions-ticked", "unticked"])
-def test_a_failing_task_stops_where_it_raised(probe: Probe, tmp_path, uncaught: bool):
+def after_continue(client: DapClient) -> dict:
+    """The event that follows Continue: ``exited``, or another ``stopped`` (which the test then reports)."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            event = client.events.get(timeout=0.5)
+            if event["event"] in {"stopped", "exited"}:
+                return event
+    raise AssertionError(f"neither a stop nor the exit within {STOP_TIMEOUT:.0f} s after Continue")
+
+
+@pytest.mark.parametrize(
+    ("uncaught", "runner_env"),
+    [(True, {}), (False, {}), (True, {"LOCALFLOW_WARM_RUNNER": "off"})],
+    ids=["uncaught-exceptions-ticked", "unticked", "ticked-runner-off"],
+)
+def test_a_failing_task_stops_where_it_raised(probe: Probe, tmp_path, uncaught: bool, runner_env: dict):
     """A task that raises stops the debugger at the raising line with the task's locals, as an uncaught
-    exception would (unless "Uncaught Exceptions" is unticked); after Continue the run ends at once, exit 1,
-    with the error summed up. Exit status and output come back through the runner."""
+    exception would (unless "Uncaught Exceptions" is unticked); after one Continue the run ends at once,
+    exit 1, with the error summed up: no second stop at the exit, with the runner or without it. Exit
+    status and output come back through the runner."""
     probe.set_helper("fail")
     log = tmp_path / "debuggee.log"
     raise_line = line_of(probe.dag_file, 'raise ValueError("the probe failed on purpose")')
     with DapClient(python=sys.executable, log=log) as client:
-        client.start(probe_config(probe), {}, exception_filters=["uncaught"] if uncaught else [])
+        client.start(probe_config(probe, runner_env), {}, exception_filters=["uncaught"] if uncaught else [])
         if uncaught:
             stopped = client.wait_event("stopped", STOP_TIMEOUT)
             assert stopped["reason"] == "exception", stopped
@@ -263,12 +281,21 @@ def test_a_failing_task_stops_where_it_raised(probe: Probe, tmp_path, uncaught: 
             assert "the probe failed on purpose" in info["description"], info
             client.request("continue", {"threadId": stopped["threadId"]})
         continued = time.monotonic()
-        exited = client.wait_event("exited", STOP_TIMEOUT)
+        event = after_continue(client)
+        if event["event"] == "stopped":
+            frame = client.top_frame(event["body"]["threadId"])
+            info = client.request("exceptionInfo", {"threadId": event["body"]["threadId"]})
+            raise AssertionError(
+                f"stopped again after Continue: {info['description']!r} in {frame['source']}"
+            )
+        exited = event["body"]
     assert time.monotonic() - continued < 30, "the run ends without waiting for retries"
     assert exited["exitCode"] == 1
     output = log.read_text()
     assert "probe failed: ValueError: the probe failed on purpose" in output
     assert "No tasks to run" not in output
+    if runner_env:
+        assert "warm debug runner" not in output
 
 
 def test_changed_settings_replace_the_runner(probe: Probe, tmp_path):
