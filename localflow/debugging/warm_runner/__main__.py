@@ -53,7 +53,10 @@ def main(argv: list[str]) -> int:
         return start_in_background()
     if argv == ["--stop"]:
         stopped = client.stop(dict(os.environ), os.getcwd())
-        print("localflow: warm debug runner " + ("stopped" if stopped else "was not running"))
+        if stopped > 1:
+            print(f"localflow: {stopped} warm debug runners stopped (one per interpreter)")
+        else:
+            print("localflow: warm debug runner " + ("stopped" if stopped else "was not running"))
         return 0
     return client.client_main(argv)
 

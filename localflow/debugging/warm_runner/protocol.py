@@ -209,15 +209,26 @@ def peer_is_us(connection: socket.socket) -> bool:
     return uid == os.getuid()
 
 
+def _workspace_key(airflow_env: dict[str, str], cwd: str) -> str:
+    home = airflow_env.get("AIRFLOW_HOME", "")
+    return hashlib.sha256(f"{os.path.realpath(cwd)}\0{home}".encode()).hexdigest()[:16]
+
+
 def runner_paths(airflow_env: dict[str, str], cwd: str) -> tuple[Path, Path]:
     """The socket and log of the runner for this interpreter, working folder and Airflow home.
 
-    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``).
+    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``). Named
+    ``WORKSPACE-INTERPRETER``, so that ``workspace_runners`` finds those of every interpreter.
     """
-    home = airflow_env.get("AIRFLOW_HOME", "")
-    key = hashlib.sha256(f"{sys.executable}\0{os.path.realpath(cwd)}\0{home}".encode()).hexdigest()[:16]
+    interpreter = hashlib.sha256(sys.executable.encode()).hexdigest()[:8]
+    name = f"{_workspace_key(airflow_env, cwd)}-{interpreter}"
     folder = runtime_dir()
-    return folder / f"{key}.sock", folder / f"{key}.log"
+    return folder / f"{name}.sock", folder / f"{name}.log"
+
+
+def workspace_runners(airflow_env: dict[str, str], cwd: str) -> list[Path]:
+    """The sockets of this working folder's and Airflow home's runners, whatever interpreter runs them."""
+    return sorted(runtime_dir().glob(f"{_workspace_key(airflow_env, cwd)}-*.sock"))
 
 
 # --- messages: a length-prefixed JSON object, the first one of a request carrying stdin/out/err -------

@@ -228,6 +228,25 @@ def test_a_runner_started_ahead_serves_the_first_f5(probe: Probe, tmp_path):
     assert runners_serving(socket_path) == [runner]
 
 
+def test_stop_stops_the_runner_whatever_interpreter_asks(probe: Probe):
+    """``--stop`` run with another interpreter than F5's (the system Python, without Airflow) stops the
+    workspace's runner and says so, rather than "was not running" while it idles on."""
+    client.stop(probe.env, str(REPO))
+    env = {**os.environ, **probe.env}
+    socket_path, _log = protocol.runner_paths(protocol.airflow_environment(env), str(REPO))
+    start_ahead(env)
+    [runner] = runners_serving(socket_path)
+    other = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert str(other) != sys.executable  # another interpreter: another runner_paths
+    command = [str(other), "-m", "localflow.debugging.warm_runner", "--stop"]
+    done = subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "localflow: warm debug runner stopped"), done.stderr
+    runner.wait(timeout=30)
+    assert not socket_path.exists()
+
+
 def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
     """The DAG runs in a fork of the runner, not in a process the launcher started."""
     probe.set_helper("forked")
