@@ -272,13 +272,13 @@ INTERNALS = (
         kind="reads",
         text='"_AIRFLOW_PROCESS_CONTEXT") == "server"',
     ),
-    # --- CPython: what the warm runner's fork does to become `python -m ...` (debugging/warm_runner) ----
-    Internal("runpy", "_run_module_as_main", "debugging/warm_runner/server.py", "what `python -m` runs"),
+    # --- CPython: what a warm runner's fork (and F5 without one) does to be `python -m ...` -------------
+    Internal("runpy", "_run_module_as_main", "debugging/warm_runner/protocol.py", "what `python -m` runs"),
     Internal(
-        "threading", "_shutdown", "debugging/warm_runner/server.py", "the interpreter's exit: join threads"
+        "threading", "_shutdown", "debugging/warm_runner/protocol.py", "the interpreter's exit: join threads"
     ),
     Internal(
-        "atexit", "_run_exitfuncs", "debugging/warm_runner/server.py", "the interpreter's exit: handlers"
+        "atexit", "_run_exitfuncs", "debugging/warm_runner/protocol.py", "the interpreter's exit: handlers"
     ),
     # --- debugpy: its forks skip the environment report no log keeps (debugging/warm_runner) ----------
     Internal(

@@ -29,6 +29,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The container tests (marker ``containers``) stay out unless ``-m`` names them (``-m containers``).
+
+    pyproject.toml's ``-m "not containers"`` leaves them out, but pytest keeps only the last ``-m``: a
+    user's own (``-m "not stack"``) would bring in the tests that need a Docker engine.
+    """
+    if "containers" in (config.option.markexpr or ""):
+        return
+    left_out = [item for item in items if item.get_closest_marker("containers")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("containers")]
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresDatabases]:
     """Factory of throwaway databases on the PostgreSQL server at 127.0.0.1:5432."""

@@ -164,8 +164,17 @@ def without_retry_waits(dag, *, retries: bool):
     return debug_copy
 
 
+def _name(task_instance: Any) -> str:
+    map_index = getattr(task_instance, "map_index", -1)
+    return task_instance.task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
+
+
 class FailedTasks:
-    """Listener that keeps what each failed task raised, for the summary at the end of the run."""
+    """Listener that keeps what each failed task raised, for the summary at the end of the run.
+
+    Airflow calls ``on_task_instance_failed`` for a try that will be retried too: a later try that
+    succeeds (``--retries``), or is skipped, takes the task off the list.
+    """
 
     def __init__(self) -> None:
         self.errors: dict[str, Any] = {}
@@ -173,9 +182,17 @@ class FailedTasks:
     @support.hookimpl
     def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
         """Remember the last error of each task instance (a retried one keeps its last)."""
-        map_index = getattr(task_instance, "map_index", -1)
-        name = task_instance.task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
-        self.errors[name] = error
+        self.errors[_name(task_instance)] = error
+
+    @support.hookimpl
+    def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+        """A retry succeeded: the task did not fail."""
+        self.errors.pop(_name(task_instance), None)
+
+    @support.hookimpl
+    def on_task_instance_skipped(self, previous_state: Any, task_instance: Any) -> None:
+        """A retry was skipped: the task did not fail."""
+        self.errors.pop(_name(task_instance), None)
 
 
 def _in_library(filename: str) -> bool:

@@ -24,7 +24,9 @@ def main(argv: list[str], env: dict[str, str]) -> int:
         value = store.load().get(argv[1])
         if value is None:
             raise LocalflowError(f"{argv[1]} is not set in .env.")
-        sys.stdout.write(value)
+        # Bare for Airflow's *_CMD options, which keep a trailing newline as part of the value; on a
+        # terminal the line ends, so the prompt does not run on after the value.
+        sys.stdout.write(value + ("\n" if sys.stdout.isatty() else ""))
         return 0
     if argv == ["new-fernet-key"]:
         print(new_fernet_key())

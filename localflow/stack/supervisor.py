@@ -131,15 +131,12 @@ class Component:
         self.kill_at = None
         if self.health:
             self.health.reset(time.monotonic())
-        if forked and self.name not in LOCALFLOW_COMPONENTS:
+        ours = self.name in LOCALFLOW_COMPONENTS or self.name in S3_SERVER  # not an Airflow subcommand
+        if forked and not ours:
             self.process = preload.fork_airflow(self.args, self.log_path, self.env)
             return
         with self.log_path.open("ab") as log:
-            command = (
-                [sys.executable, "-m", "localflow", *self.args]
-                if self.name in LOCALFLOW_COMPONENTS or self.name in S3_SERVER
-                else airflow_command(*self.args)
-            )
+            command = [sys.executable, "-m", "localflow", *self.args] if ours else airflow_command(*self.args)
             self.process = subprocess.Popen(
                 command,
                 env={**env, **self.env},
@@ -194,6 +191,13 @@ class NativeStack:
         ]
         if settings.uses_celery(self.env):
             self.components += self.celery_workers()
+
+    def what_starts(self) -> str:
+        """The components ``up``'s first line names: Airflow's, the local S3 server, the Celery workers."""
+        names = [*COMPONENTS, *(["the local S3 server"] if self.local_s3_server else [])]
+        if found := [component.name for component in self.components if component.health]:
+            names.append(f"Celery worker{'s' if len(found) > 1 else ''} {', '.join(found)}")
+        return ", ".join(names)
 
     def celery_workers(self) -> list[Component]:
         """The Celery workers: each consumes Airflow's queue and its own (its health check's), and
@@ -345,10 +349,7 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
         if args and args[0] == ADOPT:
             stack.adopt(json.loads(args[1]))
         else:
-            extra = ", the local S3 server" if stack.local_s3_server else ""
-            print(
-                f"localflow: starting api-server, scheduler, dag-processor, triggerer{extra} ...", flush=True
-            )
+            print(f"localflow: starting {stack.what_starts()} ...", flush=True)
             stack.import_airflow_once()
             stack.start()
             if stack.preloaded:

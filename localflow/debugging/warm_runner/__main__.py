@@ -1,5 +1,5 @@
 """``python -m localflow.debugging.warm_runner``: the client (launch.json's ``pythonArgs``), ``--start``,
-``--serve`` and ``--stop``."""
+``--serve``, ``--stop`` and ``--direct`` (a run without a runner)."""
 
 from __future__ import annotations
 
@@ -39,16 +39,24 @@ def start_in_background() -> int:
 
 
 def main(argv: list[str]) -> int:
-    """The client (what launch.json runs), ``--start``, ``--serve`` (the runner itself) or ``--stop``."""
+    """The client (what launch.json runs), ``--start``, ``--serve`` (the runner itself), ``--stop`` or
+    ``--direct`` (the client's run without a runner)."""
     if argv[:1] == ["--serve"]:
         from localflow.debugging.warm_runner import server
 
         return server.serve(Path(argv[1]), argv[2])
+    if argv[:1] == [client.DIRECT]:  # the run without a runner (client.run_directly)
+        from localflow.debugging.warm_runner import protocol
+
+        os._exit(protocol.run_as_main(argv[1:]))
     if argv == ["--start"]:
         return start_in_background()
     if argv == ["--stop"]:
         stopped = client.stop(dict(os.environ), os.getcwd())
-        print("localflow: warm debug runner " + ("stopped" if stopped else "was not running"))
+        if stopped > 1:
+            print(f"localflow: {stopped} warm debug runners stopped (one per interpreter)")
+        else:
+            print("localflow: warm debug runner " + ("stopped" if stopped else "was not running"))
         return 0
     return client.client_main(argv)
 

@@ -28,15 +28,29 @@ from localflow.debugging.warm_runner.protocol import (
     runner_paths,
     send_message,
     split_command,
+    workspace_runners,
 )
 
 START_TIMEOUT = 120.0
 CHECK_TIMEOUT = 1.0  # a runner that has done its imports answers `--start` at once
 
 
+DIRECT = "--direct"  # `python -m localflow.debugging.warm_runner --direct TARGET`: run_directly's process
+
+
 def run_directly(argv: list[str]) -> None:
-    """Replace this process with the command line as it would have run without the runner."""
-    os.execv(sys.executable, [sys.executable, *argv])
+    """Replace this process with the command line as it would have run without the runner.
+
+    It runs as in a runner's fork (``protocol.run_as_main``, through ``DIRECT``), its exit status caught
+    above debugpy's frames: a failed run then ends after one Continue, with the runner or without.
+    """
+    try:
+        options, target = split_command(argv)
+    except Unavailable:  # a command line the runner could not run either: as it is
+        os.execv(sys.executable, [sys.executable, *argv])
+    os.execv(
+        sys.executable, [sys.executable, *options, "-m", "localflow.debugging.warm_runner", DIRECT, *target]
+    )
 
 
 def connect(socket_path: Path) -> socket.socket | None:
@@ -193,17 +207,20 @@ def client_main(argv: list[str]) -> int:
     return relay(session, pid)
 
 
-def stop(env: dict[str, str], cwd: str) -> bool:
-    """Ask the runner of this environment to exit; False if none was running."""
-    socket_path, _log = runner_paths(airflow_environment(env), cwd)
-    client = connect(socket_path)
-    if client is None:
-        return False
-    with client:
-        send_message(client, {"stop": True})
-        with contextlib.suppress(EOFError, OSError):
-            receive_message(client)
-    return True
+def stop(env: dict[str, str], cwd: str) -> int:
+    """Ask the runners of this working folder and Airflow home to exit, whichever interpreter runs them
+    (F5's, not necessarily this one); how many were running."""
+    stopped = 0
+    for socket_path in workspace_runners(airflow_environment(env), cwd):
+        client = connect(socket_path)
+        if client is None:  # a runner that went away without removing its socket
+            continue
+        with client:
+            send_message(client, {"stop": True})
+            with contextlib.suppress(EOFError, OSError):
+                receive_message(client)
+        stopped += 1
+    return stopped
 
 
 def debug_session_environment(env: dict[str, str], cwd: str, *, in_container: bool) -> dict[str, str]:

@@ -72,6 +72,50 @@ def runner_options(options: list[str]) -> list[str]:
     return [*FROZEN_MODULES_OFF, *options]
 
 
+def run_as_main(target: list[str]) -> int:
+    """Run ``target`` (a script or ``-m MODULE``, with its arguments) in this process as ``python TARGET``
+    would, and end as the interpreter ends (threads, exit handlers, streams): returns the exit status, for
+    ``os._exit``.
+
+    Its ``SystemExit`` is caught here, above the debugger's frames: a run that fails ends with its status,
+    where an uncaught ``SystemExit(1)`` would stop F5 a second time, in localflow's ``__main__``.
+    """
+    import atexit
+    import contextlib
+    import runpy
+    import threading
+    import traceback
+
+    code: object = 0
+    try:
+        if target[0] == "-m":
+            sys.argv = [target[1], *target[2:]]
+            sys.path[0] = os.getcwd()
+            runpy._run_module_as_main(target[1], alter_argv=True)  # what `python -m` runs
+        else:
+            script = os.path.abspath(target[0])
+            sys.argv = [target[0], *target[1:]]
+            sys.path[0] = script if os.path.isdir(script) else os.path.dirname(script)
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as exit_request:
+        code = exit_request.code
+    except BaseException:  # as the interpreter would: print it, exit 1
+        traceback.print_exc()
+        code = 1
+    # What the interpreter does at exit: wait for threads, run exit handlers, flush.
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    return code
+
+
 def airflow_environment(env: dict[str, str]) -> dict[str, str]:
     """The environment ``dag-test`` runs Airflow with (localflow's settings applied), as the runner imports it.
 
@@ -162,15 +206,26 @@ def peer_is_us(connection: socket.socket) -> bool:
     return uid == os.getuid()
 
 
+def _workspace_key(airflow_env: dict[str, str], cwd: str) -> str:
+    home = airflow_env.get("AIRFLOW_HOME", "")
+    return hashlib.sha256(f"{os.path.realpath(cwd)}\0{home}".encode()).hexdigest()[:16]
+
+
 def runner_paths(airflow_env: dict[str, str], cwd: str) -> tuple[Path, Path]:
     """The socket and log of the runner for this interpreter, working folder and Airflow home.
 
-    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``).
+    ``airflow_env``: the environment with localflow's settings applied (``airflow_environment``). Named
+    ``WORKSPACE-INTERPRETER``, so that ``workspace_runners`` finds those of every interpreter.
     """
-    home = airflow_env.get("AIRFLOW_HOME", "")
-    key = hashlib.sha256(f"{sys.executable}\0{os.path.realpath(cwd)}\0{home}".encode()).hexdigest()[:16]
+    interpreter = hashlib.sha256(sys.executable.encode()).hexdigest()[:8]
+    name = f"{_workspace_key(airflow_env, cwd)}-{interpreter}"
     folder = runtime_dir()
-    return folder / f"{key}.sock", folder / f"{key}.log"
+    return folder / f"{name}.sock", folder / f"{name}.log"
+
+
+def workspace_runners(airflow_env: dict[str, str], cwd: str) -> list[Path]:
+    """The sockets of this working folder's and Airflow home's runners, whatever interpreter runs them."""
+    return sorted(runtime_dir().glob(f"{_workspace_key(airflow_env, cwd)}-*.sock"))
 
 
 # --- messages: a length-prefixed JSON object, the first one of a request carrying stdin/out/err -------

@@ -13,7 +13,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from localflow.debugging.warm_runner.protocol import (
     airflow_environment,
     peer_is_us,
     receive_message,
+    run_as_main,
     send_message,
     split_command,
 )
@@ -206,11 +206,6 @@ def stop_process_group(pgid: int) -> None:
 
 def run_command(request: dict, fds: list[int]) -> int:
     """In the run's fork: become the process ``python ARGV`` would have been, run, and exit like it."""
-    import atexit
-    import runpy
-    import threading
-    import traceback
-
     os.setpgid(0, 0)  # its own group, so that Stop reaches the processes it starts too
     for target, fd in zip(STDIO, fds, strict=True):
         os.dup2(fd, target)
@@ -222,31 +217,4 @@ def run_command(request: dict, fds: list[int]) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
     _options, target = split_command(request["argv"])
-    code: object = 0
-    try:
-        if target[0] == "-m":
-            sys.argv = [target[1], *target[2:]]
-            sys.path[0] = os.getcwd()
-            runpy._run_module_as_main(target[1], alter_argv=True)  # what `python -m` runs
-        else:
-            script = os.path.abspath(target[0])
-            sys.argv = [target[0], *target[1:]]
-            sys.path[0] = script if os.path.isdir(script) else os.path.dirname(script)
-            runpy.run_path(script, run_name="__main__")
-    except SystemExit as exit_request:
-        code = exit_request.code
-    except BaseException:  # as the interpreter would: print it, exit 1
-        traceback.print_exc()
-        code = 1
-    # What the interpreter does at exit: wait for threads, run exit handlers, flush.
-    threading._shutdown()  # type: ignore[attr-defined]
-    atexit._run_exitfuncs()
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    return code
+    return run_as_main(target)

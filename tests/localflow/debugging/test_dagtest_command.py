@@ -48,6 +48,45 @@ def test_a_failing_task_ends_the_run_at_once(tmp_path: Path, args: tuple[str, ..
     ]
 
 
+THIRD_TIME_LUCKY = """
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+     default_args={"retries": 2, "retry_delay": timedelta(minutes=10)})
+def third_time_lucky():
+    @task
+    def flaky(ti=None) -> None:
+        if ti.try_number < 3:
+            raise ValueError(f"try {ti.try_number} fails")
+        print("the third try succeeds")
+
+    flaky()
+
+
+third_time_lucky()
+"""
+
+
+def test_a_task_that_succeeds_on_a_retry_is_not_summed_up_as_failed(tmp_path: Path):
+    """With ``--retries`` a task that fails twice, then succeeds, ends the run in success (exit 0), and no
+    line after "finished: success" calls it failed."""
+    workspace = make_workspace(tmp_path / "workspace")
+    dag_file = workspace / "dags" / "third_time_lucky.py"
+    dag_file.write_text(THIRD_TIME_LUCKY)
+    result = run_localflow(stack_environment(workspace, None), "dag-test", str(dag_file), "--retries")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert output.count("Task failed with exception") == 2
+    assert "the third try succeeds" in output
+    finished = "localflow: third_time_lucky finished: success"
+    assert finished in output, output[-3000:]
+    assert output[output.index(finished) :].splitlines()[1:] == []
+
+
 TOP_LEVEL_LOOKUPS = """
 import pendulum
 from airflow.sdk import BaseHook, Variable, dag, task

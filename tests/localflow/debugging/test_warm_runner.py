@@ -9,7 +9,9 @@ off or unusable) F5 still works.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -226,6 +228,25 @@ def test_a_runner_started_ahead_serves_the_first_f5(probe: Probe, tmp_path):
     assert runners_serving(socket_path) == [runner]
 
 
+def test_stop_stops_the_runner_whatever_interpreter_asks(probe: Probe):
+    """``--stop`` run with another interpreter than F5's (the system Python, without Airflow) stops the
+    workspace's runner and says so, rather than "was not running" while it idles on."""
+    client.stop(probe.env, str(REPO))
+    env = {**os.environ, **probe.env}
+    socket_path, _log = protocol.runner_paths(protocol.airflow_environment(env), str(REPO))
+    start_ahead(env)
+    [runner] = runners_serving(socket_path)
+    other = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert str(other) != sys.executable  # another interpreter: another runner_paths
+    command = [str(other), "-m", "localflow.debugging.warm_runner", "--stop"]
+    done = subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "localflow: warm debug runner stopped"), done.stderr
+    runner.wait(timeout=30)
+    assert not socket_path.exists()
+
+
 def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
     """The DAG runs in a fork of the runner, not in a process the launcher started."""
     probe.set_helper("forked")
@@ -243,16 +264,32 @@ def test_runs_are_children_of_the_runner(probe: Probe, tmp_path):
     assert runner.is_running()
 
 
-@pytest.mark.parametrize("uncaught", [True, False], ids=["uncaught-exceptions-ticked", "unticked"])
-def test_a_failing_task_stops_where_it_raised(probe: Probe, tmp_path, uncaught: bool):
+def after_continue(client: DapClient) -> dict:
+    """The event that follows Continue: ``exited``, or another ``stopped`` (which the test then reports)."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            event = client.events.get(timeout=0.5)
+            if event["event"] in {"stopped", "exited"}:
+                return event
+    raise AssertionError(f"neither a stop nor the exit within {STOP_TIMEOUT:.0f} s after Continue")
+
+
+@pytest.mark.parametrize(
+    ("uncaught", "runner_env"),
+    [(True, {}), (False, {}), (True, {"LOCALFLOW_WARM_RUNNER": "off"})],
+    ids=["uncaught-exceptions-ticked", "unticked", "ticked-runner-off"],
+)
+def test_a_failing_task_stops_where_it_raised(probe: Probe, tmp_path, uncaught: bool, runner_env: dict):
     """A task that raises stops the debugger at the raising line with the task's locals, as an uncaught
-    exception would (unless "Uncaught Exceptions" is unticked); after Continue the run ends at once, exit 1,
-    with the error summed up. Exit status and output come back through the runner."""
+    exception would (unless "Uncaught Exceptions" is unticked); after one Continue the run ends at once,
+    exit 1, with the error summed up: no second stop at the exit, with the runner or without it. Exit
+    status and output come back through the runner."""
     probe.set_helper("fail")
     log = tmp_path / "debuggee.log"
     raise_line = line_of(probe.dag_file, 'raise ValueError("the probe failed on purpose")')
     with DapClient(python=sys.executable, log=log) as client:
-        client.start(probe_config(probe), {}, exception_filters=["uncaught"] if uncaught else [])
+        client.start(probe_config(probe, runner_env), {}, exception_filters=["uncaught"] if uncaught else [])
         if uncaught:
             stopped = client.wait_event("stopped", STOP_TIMEOUT)
             assert stopped["reason"] == "exception", stopped
@@ -263,12 +300,21 @@ def test_a_failing_task_stops_where_it_raised(probe: Probe, tmp_path, uncaught: 
             assert "the probe failed on purpose" in info["description"], info
             client.request("continue", {"threadId": stopped["threadId"]})
         continued = time.monotonic()
-        exited = client.wait_event("exited", STOP_TIMEOUT)
+        event = after_continue(client)
+        if event["event"] == "stopped":
+            frame = client.top_frame(event["body"]["threadId"])
+            info = client.request("exceptionInfo", {"threadId": event["body"]["threadId"]})
+            raise AssertionError(
+                f"stopped again after Continue: {info['description']!r} in {frame['source']}"
+            )
+        exited = event["body"]
     assert time.monotonic() - continued < 30, "the run ends without waiting for retries"
     assert exited["exitCode"] == 1
     output = log.read_text()
     assert "probe failed: ValueError: the probe failed on purpose" in output
     assert "No tasks to run" not in output
+    if runner_env:
+        assert "warm debug runner" not in output
 
 
 def test_changed_settings_replace_the_runner(probe: Probe, tmp_path):

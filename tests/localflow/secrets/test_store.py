@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import shutil
 import stat
 import subprocess
@@ -128,6 +130,33 @@ def test_cli_prints_no_secret_and_get_prints_one(workspace: Path):
         assert values[name] not in result.stdout + result.stderr
     fetched = run_cli(workspace, "get", rules.FERNET_KEY)
     assert fetched.returncode == 0 and fetched.stdout == values[rules.FERNET_KEY]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")
+def test_get_on_a_terminal_ends_its_line(workspace: Path):
+    """On a terminal ``get`` ends the line after the value, so the prompt does not run on after it. Captured
+    it stays the bare value (the test above): Airflow's ``*_CMD`` options keep a trailing newline as part
+    of the value (``run_command`` returns stdout unstripped)."""
+    assert run_cli(workspace).returncode == 0
+    value = parse((workspace / ".env").read_text(), ".env")[rules.FERNET_KEY]
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localflow", "secrets", "get", rules.FERNET_KEY],
+        cwd=REPO,
+        env={**os.environ, "LOCALFLOW_WORKSPACE": str(workspace)},
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+    )
+    os.close(secondary)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the command has exited and closed the terminal
+        while chunk := os.read(primary, 4096):
+            shown += chunk
+    os.close(primary)
+    assert process.wait(timeout=60) == 0, process.stderr.read()
+    process.stderr.close()
+    assert shown == value.encode() + b"\r\n"  # the terminal turns the newline into CR LF
 
 
 def test_missing_template_is_a_clear_error(tmp_path: Path):

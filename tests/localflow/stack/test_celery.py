@@ -73,6 +73,15 @@ def check(stack: RunningStack, name: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_the_start_line_says_the_workers_start(tmp_path: Path, postgres):
+    """``up``'s first line names what starts, the Celery workers among them (their logs are named after them)."""
+    with private_redis() as redis, celery_stack(tmp_path, postgres, redis) as stack:
+        [line] = [line for line in stack.output().splitlines() if line.startswith("localflow: starting ")]
+    assert line == (
+        "localflow: starting api-server, scheduler, dag-processor, triggerer, Celery workers worker-1, worker-2 ..."
+    )
+
+
 def test_tasks_fan_out_across_two_workers_and_their_logs_are_readable(tmp_path: Path, postgres):
     """Eight tasks of one run succeed, some on each worker (their hostname in the REST API), and the log
     of a task a worker ran reads through the REST API and in the UI's log view (headless Chromium)."""
