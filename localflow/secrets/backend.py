@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,10 +77,9 @@ def parse(text: str, path: Path) -> Settings:
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        where, what = _mistake(text, error)
         result.problems.append(
-            f"{path}:{where} not valid YAML ({error.problem}); fix it there (the layout is in "
+            f"{path}:{where} not valid YAML ({what}); fix it there (the layout is in "
             f"{EXAMPLE_NAME}). Until then no connection or variable is read from this file."
         )
         return result
@@ -93,6 +93,48 @@ def parse(text: str, path: Path) -> Settings:
     finally:
         loader.dispose()
     return result
+
+
+# PyYAML reports where it noticed a mistake, often lines after it: an unclosed quote or bracket at the
+# end of the file, a key without its `:` at the next line. These contexts mark where the mistake began.
+_OPENED = ("while scanning a quoted scalar", "while scanning a simple key", "while parsing a flow")
+
+
+def _mistake(text: str, error: yaml.MarkedYAMLError) -> tuple[str, str]:
+    """`` line N, column C:`` of the mistake in ``text``, and what is wrong there, in a few words."""
+    noticed = error.problem_mark
+    context = error.context or ""
+    if error.context_mark and (noticed is None or context.startswith(_OPENED)):
+        mark = error.context_mark
+        what = f"{error.problem}, at line {noticed.line + 1}" if noticed else str(error.problem)
+        what = f"{context.removeprefix('while ')} that starts here: {what}"
+    else:
+        mark, what = noticed, str(error.problem)
+        runs_on = noticed and what.startswith("mapping values are not allowed")
+        started = _plain_value_start(text, noticed) if runs_on else None
+        if started is not None and started.line < noticed.line:
+            # A plain value runs on over line breaks, so a key written without its `:` (or a line
+            # indented too far) joins the next line, and PyYAML stops at that line's `:`.
+            mark, what = (
+                started,
+                f"the text that starts here runs on to line {noticed.line + 1}, where ':' is not "
+                f"allowed: a key without ': ' after it here, or line {noticed.line + 1} indented too far",
+            )
+    return (f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""), what
+
+
+def _plain_value_start(text: str, noticed: yaml.Mark) -> yaml.Mark | None:
+    """Where the last value before ``noticed`` starts, from PyYAML's pure Python scanner (errors only)."""
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken) and token.plain:
+                last = token.start_mark
+            elif token.start_mark.index >= noticed.index:
+                break
+    except yaml.YAMLError:
+        pass
+    return last
 
 
 def _read_entries(loader: yaml.SafeLoader, root: yaml.Node | None, path: Path, result: Settings) -> None:
@@ -276,6 +318,10 @@ class _FileCache:
             settings = self._read(path) if signature else Settings()
             for problem in settings.problems:
                 log.warning("%s", problem)
+                if logging.getLogger().manager.disable >= logging.WARNING:
+                    # Airflow's CLI turns logging off around `connections get`, `variables get` and
+                    # others (its suppress_logs_and_warning); they would only say "not found".
+                    print(f"WARNING: {problem}", file=sys.stderr, flush=True)
             self._by_path[path] = (signature, settings)
             return settings
 
