@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from localflow import execution_api as unversioned
+from localflow.database import missing_database
 from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
 
@@ -207,7 +208,17 @@ def ensure_database() -> None:
     from airflow import settings
     from airflow.utils import db
 
-    if not sa.inspect(settings.engine).has_table("dag_run"):
+    try:
+        migrated = sa.inspect(settings.engine).has_table("dag_run")
+    except sa.exc.OperationalError as error:
+        url = settings.engine.url
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "no answer"
+        raise LocalflowError(
+            missing_database(url.render_as_string(hide_password=False))
+            or f"cannot reach the metadata database at {url.host or url.database} ({reason}); start it, "
+            "or fix AIRFLOW__DATABASE__SQL_ALCHEMY_CONN in .env."
+        ) from None
+    if not migrated:
         print("localflow: first run: migrating the metadata database (once) ...", flush=True)
         db.upgradedb()
 
