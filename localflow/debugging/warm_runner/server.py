@@ -58,6 +58,10 @@ def preload() -> None:
     settings.use_environment(airflow_environment(dict(os.environ)))  # without what the shell set in vain
     for module in PRELOAD_MODULES:
         importlib.import_module(module)
+    # A run executes `python -m localflow`: with localflow.__main__ already in sys.modules, runpy would
+    # warn ("found in sys.modules ... unpredictable behaviour") in every F5. What it imports stays loaded.
+    for name in [name for name in sys.modules if name.endswith(".__main__")]:
+        del sys.modules[name]
     describe_environment_only_when_logged()
     gc.freeze()  # the collector leaves these objects alone, so forks share their pages
 
