@@ -34,6 +34,7 @@ EXAMPLE_NAME = "airflow_settings.example.yaml"
 CONNECTION_FIELDS = ("conn_type", "host", "login", "password", "schema", "port", "extra", "description")
 # Astro CLI's airflow_settings.yaml names the same fields with a prefix: conn_host, conn_login, ...
 ASTRO_PREFIX = "conn_"
+SECTIONS = ("connections", "variables", "pools")
 
 log = logging.getLogger(__name__)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -58,6 +59,9 @@ class Settings:
     connections: dict[str, str] = field(default_factory=dict)  # conn_id -> URI or Connection JSON
     variables: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # pool name -> (slots, description): not a secret; the scheduler writes them into the database
+    # (localflow/stack/pools.py), as Airflow has no backend for pools.
+    pools: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 class _Entry:
@@ -160,6 +164,8 @@ def _read_entries(loader: yaml.SafeLoader, root: yaml.Node | None, path: Path, r
             value = _Loader.construct_object(loader, entry.node, deep=True)
             if entry.section == "connections":
                 result.connections[entry.name] = _connection(value)
+            elif entry.section == "pools":
+                result.pools[entry.name] = _pool(value)
             else:
                 result.variables[entry.name] = _variable(value)
         except ValueError as error:
@@ -171,17 +177,19 @@ def _read_entries(loader: yaml.SafeLoader, root: yaml.Node | None, path: Path, r
 def _entries(root: yaml.Node, path: Path, problems: list[str]) -> list[_Entry]:
     """Every entry of the file, in this layout or in the Astro CLI's (``airflow: {connections: [...]}``)."""
     if not isinstance(root, yaml.MappingNode):
-        problems.append(f"{path}: expected `connections:` and `variables:` at the top (see {EXAMPLE_NAME}).")
+        problems.append(
+            f"{path}: expected `connections:`, `variables:` and `pools:` at the top (see {EXAMPLE_NAME})."
+        )
         return []
     sections = {key.value: value for key, value in root.value}
     if set(sections) == {"airflow"}:
         return _astro_entries(sections["airflow"], path, problems)
     entries = []
     for key, value in root.value:
-        if key.value not in {"connections", "variables"}:
+        if key.value not in SECTIONS:
             problems.append(
                 f"{path}: unknown section {key.value!r} (line {key.start_mark.line + 1}); the file has "
-                "`connections:` and `variables:` only. Its entries are ignored."
+                "`connections:`, `variables:` and `pools:` only. Its entries are ignored."
             )
         elif isinstance(value, yaml.MappingNode):
             entries += [_Entry(key.value, k.value, k.start_mark.line + 1, v) for k, v in value.value]
@@ -194,14 +202,17 @@ def _entries(root: yaml.Node, path: Path, problems: list[str]) -> list[_Entry]:
 
 
 def _astro_entries(airflow: yaml.Node, path: Path, problems: list[str]) -> list[_Entry]:
-    """Astro CLI's layout: lists of ``{conn_id, conn_type, conn_host, ...}`` and ``{variable_name, variable_value}``."""
+    """Astro CLI's layout: lists of ``{conn_id, conn_type, conn_host, ...}``, ``{variable_name, variable_value}``
+    and ``{pool_name, pool_slot, pool_description}``."""
     entries = []
-    id_keys = {"connections": "conn_id", "variables": "variable_name"}
+    id_keys = {"connections": "conn_id", "variables": "variable_name", "pools": "pool_name"}
     for key, value in airflow.value if isinstance(airflow, yaml.MappingNode) else []:
         if key.value not in id_keys or not isinstance(value, yaml.SequenceNode):
-            continue  # Astro's `pools:` and empty sections: nothing for Airflow's secrets backends
+            continue  # empty sections
         for item in value.value:
             fields = {k.value: v for k, v in item.value} if isinstance(item, yaml.MappingNode) else {}
+            if fields and all(_is_empty(v) for v in fields.values()):
+                continue  # `astro dev init`'s blank template item (`- pool_name:` ...)
             name_node = fields.pop(id_keys[key.value], None)
             line = item.start_mark.line + 1
             if name_node is None or not name_node.value:
@@ -215,13 +226,26 @@ def _astro_entries(airflow: yaml.Node, path: Path, problems: list[str]) -> list[
                     [
                         (yaml.ScalarNode("tag:yaml.org,2002:str", _astro_field(k)), v)
                         for k, v in fields.items()
-                        if not (isinstance(v, yaml.ScalarNode) and v.value in {"", "~", "null"})
+                        if not _is_empty(v)
+                    ],
+                )
+            elif key.value == "pools":
+                node = yaml.MappingNode(
+                    "tag:yaml.org,2002:map",
+                    [
+                        (yaml.ScalarNode("tag:yaml.org,2002:str", k.removeprefix("pool_")), v)
+                        for k, v in fields.items()
                     ],
                 )
             else:
                 node = fields.get("variable_value", yaml.ScalarNode("tag:yaml.org,2002:null", "null"))
             entries.append(_Entry(key.value, name_node.value, line, node))
     return entries
+
+
+def _is_empty(node: yaml.Node) -> bool:
+    """A field written without a value (``conn_host:``)."""
+    return isinstance(node, yaml.ScalarNode) and node.value in {"", "~", "null"}
 
 
 def _astro_field(name: str) -> str:
@@ -283,6 +307,19 @@ def _connection(value: Any) -> str:
         except json.JSONDecodeError:
             raise ValueError("has an extra that is not JSON; write it as a mapping instead") from None
     return json.dumps({key: item for key, item in value.items() if item is not None}, default=str)
+
+
+def _pool(value: Any) -> tuple[int, str]:
+    """A pool's slots and description, from ``{slots, description}`` (Astro: ``pool_slot``) or a number."""
+    if not isinstance(value, dict):
+        value = {"slots": value}
+    unknown = sorted(set(value) - {"slots", "slot", "description"})
+    if unknown:
+        raise ValueError(f"has unknown field(s) {', '.join(unknown)}; use slots and description")
+    slots = value.get("slots", value.get("slot"))
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < -1:
+        raise ValueError(f"has slots {slots!r}; write a number of slots, e.g. `slots: 2` (-1: unlimited)")
+    return slots, str(value.get("description") or "")
 
 
 def _variable(value: Any) -> str:

@@ -161,6 +161,8 @@ BAD_ENTRIES = [
         "'host' twice",
     ),
     ("variable-without-value", "variables:\n  bad:\n", "has no value"),
+    ("pool-without-slots", "pools:\n  bad: {description: a pool}\n", "has slots None"),
+    ("pool-slots-not-a-number", "pools:\n  bad: many\n", "has slots 'many'"),
 ]
 
 
@@ -186,6 +188,26 @@ MALFORMED = [
     ("key-without-colon", "connections:\n  ok: http://a\n  broken http://b\n  c: http://c\n", "line 3, column 3"),
     ("word-without-colon", "variables:\n  ok: a\n  broken\n  c: d\n", "line 3, column 3"),
 ]  # fmt: skip
+
+
+# (id, file): each holds pool_a (2 slots, described) and pool_b (1 slot)
+POOLS = [
+    ("yaml", "pools:\n  pool_a: {slots: 2, description: two at once}\n  pool_b: 1\n"),
+    (
+        "astro",
+        "airflow:\n  pools:\n    - pool_name: pool_a\n      pool_slot: 2\n      pool_description: two at once\n"
+        "    - pool_name: pool_b\n      pool_slot: 1\n    - pool_name:\n      pool_slot:\n",
+    ),
+]
+
+
+@pytest.mark.parametrize("text", [case[1] for case in POOLS], ids=[case[0] for case in POOLS])
+def test_pools_are_read(tmp_path: Path, caplog, text: str):
+    """Pools in either layout give slots and description; Astro's blank template item is no problem."""
+    path = tmp_path / "airflow_settings.yaml"
+    path.write_text(text)
+    assert make_backend(path).settings().pools == {"pool_a": (2, "two at once"), "pool_b": (1, "")}
+    assert problems(caplog) == []
 
 
 @pytest.mark.parametrize(("text", "where"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
