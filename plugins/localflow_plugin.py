@@ -3,7 +3,8 @@
 * When an Airflow job starts (scheduler, triggerer, dag-processor): the job passes over the runs that F5 /
   ``dag-test`` makes, which run their tasks themselves (``localflow/debugging/isolation.py``), and a DAG
   file whose parsing process dies shows an import error (``localflow/stack/parse_guard.py``), and the
-  scheduler and the dag-processor wake when there is work instead of polling (``localflow/stack/wakeups.py``).
+  scheduler and the dag-processor wake when there is work instead of polling (``localflow/stack/wakeups.py``),
+  and the scheduler writes the pools of airflow_settings.yaml into the database (``localflow/stack/pools.py``).
 * In each task the stack runs: ``print()`` lines reach the task's log in the order they were printed, so
   the log view shows them where they belong (``localflow/stack/task_output.py``).
 * In each task: with ``LOCALFLOW_DEBUG_TASKS`` set in ``.env`` (e.g. ``example_etl.transform``,
@@ -23,11 +24,11 @@ from airflow.plugins_manager import AirflowPlugin
 
 try:
     from localflow.debugging import isolation, support
-    from localflow.stack import parse_guard, task_output, wakeups
+    from localflow.stack import parse_guard, pools, task_output, wakeups
 except ImportError:  # a component started outside the workspace root: the package is beside plugins/
     sys.path.append(str(Path(__file__).resolve().parent.parent))
     from localflow.debugging import isolation, support
-    from localflow.stack import parse_guard, task_output, wakeups
+    from localflow.stack import parse_guard, pools, task_output, wakeups
 
 
 class JobStartListener:
@@ -42,6 +43,7 @@ class JobStartListener:
             isolation.hide_test_runs()
             parse_guard.record_deaths()
             wakeups.install()
+            pools.install(component)
 
 
 class TaskOutputListener:

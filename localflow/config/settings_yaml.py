@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +26,17 @@ import yaml
 
 from localflow.config import registry
 
-# The backend's logger: its lines are the backend's in task and component logs (and tests/dags/ reads it).
-log = logging.getLogger("localflow.secrets.backend")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 FILE_NAME = registry.SETTINGS_FILE_NAME
 EXAMPLE_NAME = registry.SETTINGS_EXAMPLE_NAME
 # Airflow's Connection fields, as its LocalFilesystemBackend and Connection.from_json accept them.
 CONNECTION_FIELDS = ("conn_type", "host", "login", "password", "schema", "port", "extra", "description")
 # Astro CLI's airflow_settings.yaml names the same fields with a prefix: conn_host, conn_login, ...
 ASTRO_PREFIX = "conn_"
+SECTIONS = ("connections", "variables", "pools")
+
+# The backend's logger: its lines are the backend's in task and component logs (and tests/dags/ reads it).
+log = logging.getLogger("localflow.secrets.backend")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def settings_file() -> Path:
@@ -55,6 +57,9 @@ class Settings:
     connections: dict[str, str] = field(default_factory=dict)  # conn_id -> URI or Connection JSON
     variables: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # pool name -> (slots, description): not a secret; the scheduler writes them into the database
+    # (localflow/stack/pools.py), as Airflow has no backend for pools.
+    pools: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 class _Entry:
@@ -74,10 +79,9 @@ def parse(text: str, path: Path) -> Settings:
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        where, what = _mistake(text, error)
         result.problems.append(
-            f"{path}:{where} not valid YAML ({error.problem}); fix it there (the layout is in "
+            f"{path}:{where} not valid YAML ({what}); fix it there (the layout is in "
             f"{EXAMPLE_NAME}). Until then no connection or variable is read from this file."
         )
         return result
@@ -91,6 +95,48 @@ def parse(text: str, path: Path) -> Settings:
     finally:
         loader.dispose()
     return result
+
+
+# PyYAML reports where it noticed a mistake, often lines after it: an unclosed quote or bracket at the
+# end of the file, a key without its `:` at the next line. These contexts mark where the mistake began.
+_OPENED = ("while scanning a quoted scalar", "while scanning a simple key", "while parsing a flow")
+
+
+def _mistake(text: str, error: yaml.MarkedYAMLError) -> tuple[str, str]:
+    """`` line N, column C:`` of the mistake in ``text``, and what is wrong there, in a few words."""
+    noticed = error.problem_mark
+    context = error.context or ""
+    if error.context_mark and (noticed is None or context.startswith(_OPENED)):
+        mark = error.context_mark
+        what = f"{error.problem}, at line {noticed.line + 1}" if noticed else str(error.problem)
+        what = f"{context.removeprefix('while ')} that starts here: {what}"
+    else:
+        mark, what = noticed, str(error.problem)
+        runs_on = noticed and what.startswith("mapping values are not allowed")
+        started = _plain_value_start(text, noticed) if runs_on else None
+        if started is not None and started.line < noticed.line:
+            # A plain value runs on over line breaks, so a key written without its `:` (or a line
+            # indented too far) joins the next line, and PyYAML stops at that line's `:`.
+            mark, what = (
+                started,
+                f"the text that starts here runs on to line {noticed.line + 1}, where ':' is not "
+                f"allowed: a key without ': ' after it here, or line {noticed.line + 1} indented too far",
+            )
+    return (f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""), what
+
+
+def _plain_value_start(text: str, noticed: yaml.Mark) -> yaml.Mark | None:
+    """Where the last value before ``noticed`` starts, from PyYAML's pure Python scanner (errors only)."""
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken) and token.plain:
+                last = token.start_mark
+            elif token.start_mark.index >= noticed.index:
+                break
+    except yaml.YAMLError:
+        pass
+    return last
 
 
 def _read_entries(loader: yaml.SafeLoader, root: yaml.Node | None, path: Path, result: Settings) -> None:
@@ -116,6 +162,8 @@ def _read_entries(loader: yaml.SafeLoader, root: yaml.Node | None, path: Path, r
             value = _Loader.construct_object(loader, entry.node, deep=True)
             if entry.section == "connections":
                 result.connections[entry.name] = _connection(value)
+            elif entry.section == "pools":
+                result.pools[entry.name] = _pool(value)
             else:
                 result.variables[entry.name] = _variable(value)
         except ValueError as error:
@@ -127,17 +175,19 @@ def _read_entries(loader: yaml.SafeLoader, root: yaml.Node | None, path: Path, r
 def _entries(root: yaml.Node, path: Path, problems: list[str]) -> list[_Entry]:
     """Every entry of the file, in this layout or in the Astro CLI's (``airflow: {connections: [...]}``)."""
     if not isinstance(root, yaml.MappingNode):
-        problems.append(f"{path}: expected `connections:` and `variables:` at the top (see {EXAMPLE_NAME}).")
+        problems.append(
+            f"{path}: expected `connections:`, `variables:` and `pools:` at the top (see {EXAMPLE_NAME})."
+        )
         return []
     sections = {key.value: value for key, value in root.value}
     if set(sections) == {"airflow"}:
         return _astro_entries(sections["airflow"], path, problems)
     entries = []
     for key, value in root.value:
-        if key.value not in {"connections", "variables"}:
+        if key.value not in SECTIONS:
             problems.append(
                 f"{path}: unknown section {key.value!r} (line {key.start_mark.line + 1}); the file has "
-                "`connections:` and `variables:` only. Its entries are ignored."
+                "`connections:`, `variables:` and `pools:` only. Its entries are ignored."
             )
         elif isinstance(value, yaml.MappingNode):
             entries += [_Entry(key.value, k.value, k.start_mark.line + 1, v) for k, v in value.value]
@@ -150,14 +200,17 @@ def _entries(root: yaml.Node, path: Path, problems: list[str]) -> list[_Entry]:
 
 
 def _astro_entries(airflow: yaml.Node, path: Path, problems: list[str]) -> list[_Entry]:
-    """Astro CLI's layout: lists of ``{conn_id, conn_type, conn_host, ...}`` and ``{variable_name, variable_value}``."""
+    """Astro CLI's layout: lists of ``{conn_id, conn_type, conn_host, ...}``, ``{variable_name, variable_value}``
+    and ``{pool_name, pool_slot, pool_description}``."""
     entries = []
-    id_keys = {"connections": "conn_id", "variables": "variable_name"}
+    id_keys = {"connections": "conn_id", "variables": "variable_name", "pools": "pool_name"}
     for key, value in airflow.value if isinstance(airflow, yaml.MappingNode) else []:
         if key.value not in id_keys or not isinstance(value, yaml.SequenceNode):
-            continue  # Astro's `pools:` and empty sections: nothing for Airflow's secrets backends
+            continue  # empty sections
         for item in value.value:
             fields = {k.value: v for k, v in item.value} if isinstance(item, yaml.MappingNode) else {}
+            if fields and all(_is_empty(v) for v in fields.values()):
+                continue  # `astro dev init`'s blank template item (`- pool_name:` ...)
             name_node = fields.pop(id_keys[key.value], None)
             line = item.start_mark.line + 1
             if name_node is None or not name_node.value:
@@ -171,13 +224,26 @@ def _astro_entries(airflow: yaml.Node, path: Path, problems: list[str]) -> list[
                     [
                         (yaml.ScalarNode("tag:yaml.org,2002:str", _astro_field(k)), v)
                         for k, v in fields.items()
-                        if not (isinstance(v, yaml.ScalarNode) and v.value in {"", "~", "null"})
+                        if not _is_empty(v)
+                    ],
+                )
+            elif key.value == "pools":
+                node = yaml.MappingNode(
+                    "tag:yaml.org,2002:map",
+                    [
+                        (yaml.ScalarNode("tag:yaml.org,2002:str", k.removeprefix("pool_")), v)
+                        for k, v in fields.items()
                     ],
                 )
             else:
                 node = fields.get("variable_value", yaml.ScalarNode("tag:yaml.org,2002:null", "null"))
             entries.append(_Entry(key.value, name_node.value, line, node))
     return entries
+
+
+def _is_empty(node: yaml.Node) -> bool:
+    """A field written without a value (``conn_host:``)."""
+    return isinstance(node, yaml.ScalarNode) and node.value in {"", "~", "null"}
 
 
 def _astro_field(name: str) -> str:
@@ -241,6 +307,19 @@ def _connection(value: Any) -> str:
     return json.dumps({key: item for key, item in value.items() if item is not None}, default=str)
 
 
+def _pool(value: Any) -> tuple[int, str]:
+    """A pool's slots and description, from ``{slots, description}`` (Astro: ``pool_slot``) or a number."""
+    if not isinstance(value, dict):
+        value = {"slots": value}
+    unknown = sorted(set(value) - {"slots", "slot", "description"})
+    if unknown:
+        raise ValueError(f"has unknown field(s) {', '.join(unknown)}; use slots and description")
+    slots = value.get("slots", value.get("slot"))
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < -1:
+        raise ValueError(f"has slots {slots!r}; write a number of slots, e.g. `slots: 2` (-1: unlimited)")
+    return slots, str(value.get("description") or "")
+
+
 def _variable(value: Any) -> str:
     """A variable's value as Airflow stores it: strings as written, anything else as JSON."""
     if value is None:
@@ -274,6 +353,10 @@ class _FileCache:
             settings = self._read(path) if signature else Settings()
             for problem in settings.problems:
                 log.warning("%s", problem)
+                if logging.getLogger().manager.disable >= logging.WARNING:
+                    # Airflow's CLI turns logging off around `connections get`, `variables get` and
+                    # others (its suppress_logs_and_warning); they would only say "not found".
+                    print(f"WARNING: {problem}", file=sys.stderr, flush=True)
             self._by_path[path] = (signature, settings)
             return settings
 

@@ -16,16 +16,19 @@ traced. docs/performance.md, "F5 to a breakpoint", has the measurements.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import sysconfig
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from localflow import execution_api as unversioned
+from localflow.database import missing_database
 from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
 
@@ -217,13 +220,38 @@ def failure_summary(errors: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def use_warning_options() -> None:
+    """Take ``PYTHONWARNINGS`` of the environment in force, as the stack's components do.
+
+    Python reads it only at start, and ``dag-test`` (F5 too, without the warm runner) puts airflow.env
+    into its environment after that: without this, its filters would not hold here, and Airflow, seeing
+    no warning options, would show the deprecation warnings of its own code (pathspec's, about Airflow's
+    use of ``GitWildMatchPattern``, twice per run) that the stack does not show.
+    """
+    options = [option for option in os.environ.get("PYTHONWARNINGS", "").split(",") if option.strip()]
+    new = [option for option in options if option not in sys.warnoptions]
+    if new:
+        sys.warnoptions.extend(new)
+        warnings._processoptions(new)  # what the interpreter does with PYTHONWARNINGS at start
+
+
 def ensure_database() -> None:
     """Migrate the metadata database on the very first run (a fresh clone has none yet)."""
     import sqlalchemy as sa
     from airflow import settings
     from airflow.utils import db
 
-    if not sa.inspect(settings.engine).has_table("dag_run"):
+    try:
+        migrated = sa.inspect(settings.engine).has_table("dag_run")
+    except sa.exc.OperationalError as error:
+        url = settings.engine.url
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "no answer"
+        raise LocalflowError(
+            missing_database(url.render_as_string(hide_password=False))
+            or f"cannot reach the metadata database at {url.host or url.database} ({reason}); start it, "
+            "or fix AIRFLOW__DATABASE__SQL_ALCHEMY_CONN in .env."
+        ) from None
+    if not migrated:
         print("localflow: first run: migrating the metadata database (once) ...", flush=True)
         db.upgradedb()
 
@@ -288,6 +316,7 @@ def run(
     Unless ``stock``, failed tasks do not wait for their retries (``without_retry_waits``) and what they
     raised is kept in ``failed``.
     """
+    use_warning_options()  # before Airflow's imports, which look at sys.warnoptions
     isolation.keep_triggers_local()  # the running stack's triggerer must leave this run's triggers alone
     with support.untraced():  # Airflow's imports and configuration: the bulk of a traced start-up
         import airflow.sdk  # noqa: F401

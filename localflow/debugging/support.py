@@ -181,6 +181,10 @@ def debug_host() -> str:
 
 def wait_for_debugger(dag_id: str, task_id: str, port: int, wait: float) -> bool:
     """Open the debug port and block until a debugger has attached and configured, or ``wait`` passes."""
+    # debugpy would log "frozen modules are being used, which may make the debugger miss breakpoints"
+    # in every task it starts in: true only of breakpoints in the standard library's frozen modules
+    # (os, codecs, ...), never of a DAG's or a plugin's. F5's launcher turns them off instead.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     import debugpy
 
     host = debug_host()

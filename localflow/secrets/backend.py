@@ -5,7 +5,8 @@ and ``[workers] secrets_backend`` (task processes, DAG parsing, ``dag.test()``),
 runs DAG code asks it first, before ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` and the database. It is
 imported inside every one of those processes: besides Airflow it imports only
 ``localflow.config.settings_yaml`` (the file's one reader: PyYAML and the standard library), never
-``localflow.config.settings`` (dotenv) or another localflow module.
+``localflow.config.settings`` (dotenv) or another localflow module. Pools, which Airflow has no backend
+for, are written by the scheduler (``localflow/stack/pools.py``) from the same reader.
 
 Import Airflow before this module: Airflow imports it while it starts, and would find it half-imported.
 """

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import make_url
 
+from localflow.database import missing_database
 from localflow.errors import LocalflowError
 from localflow.secrets.rules import FERNET_KEY
 
@@ -57,6 +58,9 @@ def encrypted_values(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
                 )
                 found.extend((kind, row[0], row[1]) for row in rows)
     except sa.exc.OperationalError as error:
+        missing = missing_database(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        if missing:
+            raise LocalflowError(missing) from None
         target = make_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         where = f"{target.host}:{target.port or 5432}" if target.host else target.database
         reason = str(error.orig).strip().splitlines()[0] if error.orig else "no answer"

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from testkit.environment import free_port
+from testkit.environment import POSTGRES_SERVER_URL, free_port
 from testkit.native_stack import make_workspace, run_localflow, stack_environment
 
 VALID_ENV = (
@@ -41,6 +42,15 @@ def unreachable_postgres(workspace: Path, env: dict) -> None:
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
         f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/airflow"
     )
+
+
+MISSING_DATABASE = f"localflow_never_created_{os.getpid()}"
+
+
+def missing_postgres_database(workspace: Path, env: dict) -> None:
+    """Set-up: the database URL names a database the (running) PostgreSQL server does not have."""
+    with_env(VALID_ENV)(workspace, env)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"{POSTGRES_SERVER_URL}/{MISSING_DATABASE}"
 
 
 def dag_file_outside_dags_folder(workspace: Path, env: dict) -> None:
@@ -120,6 +130,18 @@ CASES = (
         ["up"],
         1,
         "cannot reach the metadata database at 127.0.0.1:",
+    ),
+    *(
+        (
+            f"postgres-database-missing-{args[0]}",
+            missing_postgres_database,
+            args,
+            1,
+            f'database "{MISSING_DATABASE}" does not exist on the PostgreSQL server at '
+            f"{make_url(POSTGRES_SERVER_URL).host}:{make_url(POSTGRES_SERVER_URL).port or 5432}; create it: "
+            f"createdb -h {make_url(POSTGRES_SERVER_URL).host}",
+        )
+        for args in (["up"], ["dag-test", "{workspace}/dags/example_etl.py"])
     ),
     (
         "unset-secret",

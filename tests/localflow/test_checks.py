@@ -71,6 +71,37 @@ failing_task()
 '''
 
 
+# A user's first DAG, as Airflow's tutorials write one: no docstrings, an Optional, a loop ruff's SIM
+# would rewrite. The check holds dags/ to the rules that catch DAG bugs, not to the workspace's style.
+ORDINARY_DAG = """from __future__ import annotations
+
+from typing import Optional
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    tags=["mine"],
+    default_args={"owner": "me", "retries": 1},
+)
+def my_first_dag():
+    @task
+    def hello(name: Optional[str] = None) -> str:
+        if name is None:
+            return "hello"
+        else:
+            return f"hello {name}"
+
+    hello()
+
+
+my_first_dag()
+"""
+
+
 class Case(NamedTuple):
     """A workspace to check, and what the check says of it."""
 
@@ -84,6 +115,7 @@ class Case(NamedTuple):
 
 CASES = (
     Case("shipped-dags", {}, True, None, 0, []),
+    Case("ordinary-dag", {"my_first_dag.py": ORDINARY_DAG}, False, None, 0, []),
     Case("lint-error", {"airflow_2_style.py": AIRFLOW_2_DAG}, False, None, 1, ["ruff check: dags/airflow_2_style.py"]),
     Case(
         "failing-dag-test",

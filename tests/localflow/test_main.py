@@ -26,6 +26,10 @@ def test_airflow_cli_runs_on_the_workspace(tmp_path):
         result = run_localflow(env, "airflow", *args)
         assert result.returncode == 0, result.stdout + result.stderr
 
+    # The README's example of the CLI: its answer, no warning before it.
+    listed = run_localflow(env, "airflow", "dags", "list-import-errors")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "warning" not in (listed.stdout + listed.stderr).lower(), listed.stdout + listed.stderr
     result = run_localflow(env, "airflow", "config", "get-value", "core", "dags_folder")
     assert result.stdout.strip() == str(workspace / "dags")
     native = settings.native_environment(workspace, base=env)

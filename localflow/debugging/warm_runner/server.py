@@ -9,10 +9,12 @@ is taken over by a replacement, or when a client brings a newer fingerprint.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,12 +54,15 @@ PRELOAD_MODULES = (
 
 def preload() -> None:
     """Import what every debug run needs, with localflow's Airflow environment, then freeze it for forks."""
-    import gc
     import importlib
 
     settings.use_environment(airflow_environment(dict(os.environ)))  # without what the shell set in vain
     for module in PRELOAD_MODULES:
         importlib.import_module(module)
+    # A run executes `python -m localflow`: with localflow.__main__ already in sys.modules, runpy would
+    # warn ("found in sys.modules ... unpredictable behaviour") in every F5. What it imports stays loaded.
+    for name in [name for name in sys.modules if name.endswith(".__main__")]:
+        del sys.modules[name]
     describe_environment_only_when_logged()
     gc.freeze()  # the collector leaves these objects alone, so forks share their pages
 

@@ -144,3 +144,16 @@ def test_a_dag_with_mapped_tasks_runs(tmp_path: Path, args: tuple[str, ...]):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "isolation_mapped finished: success" in output
+
+
+def test_a_run_prints_no_warning(tmp_path: Path):
+    """``dag-test`` of example_etl from a shell prints no warning: airflow.env's PYTHONWARNINGS holds here
+    too, though Python read its own before ``dag-test`` put airflow.env into the environment."""
+    workspace = make_workspace(tmp_path / "workspace")
+    result = run_localflow(
+        stack_environment(workspace, None), "dag-test", str(workspace / "dags/example_etl.py")
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    warned = [line for line in output.replace(str(tmp_path), "").splitlines() if "warning" in line.lower()]
+    assert warned == [], "\n".join(warned)

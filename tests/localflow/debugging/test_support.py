@@ -309,8 +309,48 @@ def test_a_waiting_task_listens_where_the_setting_says(tmp_path, setting, addres
         assert _listen_addresses(port) == {address}
         wait_until(lambda: "waits up to" in output.read_text(), 30, what="the waiting task's log line")
         line = output.read_text()
+        assert "frozen modules" not in line, line  # debugpy's, true only of the standard library's
         assert f"on {address}:{port}" in line and f'"{configuration}"' in line, line
         assert ("of host" in line) is (setting is not None), line
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+
+
+# LOCALFLOW_WARM_RUNNER, and the F5s pressed: the first one starts the warm runner, the next is forked from
+# it; with the runner off each F5 runs directly
+F5_RUNS = [("on", ("first", "warm")), ("off", ("direct",))]
+
+
+@pytest.mark.parametrize("migrated_env", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("warm_runner", "runs"), F5_RUNS, ids=[f"warm-runner-{case[0]}" for case in F5_RUNS])
+def test_f5_prints_no_warning(migrated_env, tmp_path, warm_runner: str, runs: tuple[str, ...]):
+    """F5 on example_etl runs to the end with no warning in its terminal or the Debug Console.
+
+    A warning there (runpy's about localflow.__main__, pathspec's about Airflow's ignore files) reads as
+    something broken to a user.
+    """
+    config = launch_configuration(
+        LAUNCH_JSON, "Airflow: debug this DAG file", workspace=REPO, file=REPO / "dags/example_etl.py"
+    )
+    # What VS Code gives F5: the test's home and database, not airflow.env, which dag-test applies itself.
+    config["env"] = {name: value for name, value in migrated_env.items() if name not in shared_settings()}
+    config["env"]["LOCALFLOW_WARM_RUNNER"] = warm_runner
+    assert "PYTHONWARNINGS" not in config["env"]
+    for run in runs:
+        log = tmp_path / f"debuggee-{run}.log"
+        with DapClient(python=sys.executable, log=log) as client:
+            client.start(config, {})
+            exited = client.wait_event("exited", STOP_TIMEOUT)
+        terminal = log.read_text(errors="replace")
+        console = "".join(
+            event["body"].get("output", "") for event in client.seen_events if event.get("event") == "output"
+        )
+        assert exited["exitCode"] == 0, terminal[-4000:]
+        assert "example_etl finished: success" in terminal, terminal[-4000:]
+        warned = [
+            line
+            for line in (terminal + console).replace(str(tmp_path), "").splitlines()
+            if "warning" in line.lower()
+        ]
+        assert warned == [], f"{run} F5:\n" + "\n".join(warned)

@@ -161,6 +161,8 @@ BAD_ENTRIES = [
         "'host' twice",
     ),
     ("variable-without-value", "variables:\n  bad:\n", "has no value"),
+    ("pool-without-slots", "pools:\n  bad: {description: a pool}\n", "has slots None"),
+    ("pool-slots-not-a-number", "pools:\n  bad: many\n", "has slots 'many'"),
 ]
 
 
@@ -179,14 +181,44 @@ def test_bad_entry_gives_one_line_and_the_others_work(tmp_path: Path, caplog, ba
     assert "\n" not in line
 
 
-def test_malformed_file_gives_one_line_with_its_position(tmp_path: Path, caplog):
-    """Unparsable YAML names the file, line and column; nothing is read from it, and nothing crashes."""
+# (id, file, where the mistake is): PyYAML itself notices each of these a line or more later
+MALFORMED = [
+    ("unclosed-bracket", "connections:\n  ok: http://a\n  broken: [unclosed\n", "line 3, column 11"),
+    ("unclosed-quote", 'connections:\n  ok: http://a\n  broken: "unclosed\n  b: c\n', "line 3, column 11"),
+    ("key-without-colon", "connections:\n  ok: http://a\n  broken http://b\n  c: http://c\n", "line 3, column 3"),
+    ("word-without-colon", "variables:\n  ok: a\n  broken\n  c: d\n", "line 3, column 3"),
+]  # fmt: skip
+
+
+# (id, file): each holds pool_a (2 slots, described) and pool_b (1 slot)
+POOLS = [
+    ("yaml", "pools:\n  pool_a: {slots: 2, description: two at once}\n  pool_b: 1\n"),
+    (
+        "astro",
+        "airflow:\n  pools:\n    - pool_name: pool_a\n      pool_slot: 2\n      pool_description: two at once\n"
+        "    - pool_name: pool_b\n      pool_slot: 1\n    - pool_name:\n      pool_slot:\n",
+    ),
+]
+
+
+@pytest.mark.parametrize("text", [case[1] for case in POOLS], ids=[case[0] for case in POOLS])
+def test_pools_are_read(tmp_path: Path, caplog, text: str):
+    """Pools in either layout give slots and description; Astro's blank template item is no problem."""
     path = tmp_path / "airflow_settings.yaml"
-    path.write_text("connections:\n  ok: http://a\n  broken: [unclosed\n")
+    path.write_text(text)
+    assert make_backend(path).settings().pools == {"pool_a": (2, "two at once"), "pool_b": (1, "")}
+    assert problems(caplog) == []
+
+
+@pytest.mark.parametrize(("text", "where"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_file_gives_one_line_with_its_position(tmp_path: Path, caplog, text: str, where: str):
+    """Unparsable YAML names the file and the line and column of the mistake; nothing is read from it."""
+    path = tmp_path / "airflow_settings.yaml"
+    path.write_text(text)
     found = make_backend(path)
-    assert found.get_connection("ok") is None
+    assert found.get_connection("ok") is None and found.get_variable("ok") is None
     (line,) = problems(caplog)
-    assert f"{path}: line 4, column 1: not valid YAML" in line and "fix it there" in line
+    assert f"{path}: {where}: not valid YAML" in line and "fix it there" in line, line
 
 
 def test_each_problem_is_logged_once_per_change_of_the_file(tmp_path: Path, caplog):
@@ -266,6 +298,34 @@ def test_airflow_cli_shows_values_from_the_file(tmp_path: Path):
     ]:
         variable = run_localflow(env, "airflow", "variables", "get", key)
         assert (variable.returncode, variable.stdout.strip()) == (0, expected), variable.stderr
+
+
+# (id, airflow_settings.yaml, command, what stderr says)
+CLI_WHY_NOT = [
+    ("bad-entry", "connections:\n  my_db:\n    host: db\n", ["connections", "get", "my_db"],
+     "connection 'my_db' (line 2) has no conn_type"),
+    ("invalid-yaml", "variables:\n  greeting hello\n  other: x\n", ["variables", "get", "greeting"],
+     "airflow_settings.yaml: line 2, column 3: not valid YAML"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "says"), [c[1:] for c in CLI_WHY_NOT], ids=[c[0] for c in CLI_WHY_NOT]
+)
+def test_airflow_cli_says_why_an_entry_is_missing(tmp_path: Path, text: str, command: list[str], says: str):
+    """`connections get` / `variables get` of a skipped entry print the backend's line on stderr, once.
+
+    Airflow's CLI turns logging off around these commands, so the line would reach only the logs.
+    """
+    workspace = make_workspace(tmp_path)
+    env = stack_environment(workspace, None)
+    assert run_localflow(env, "secrets").returncode == 0
+    (workspace / "airflow_settings.yaml").write_text(text)
+    result = run_localflow(env, "airflow", *command)
+    assert result.returncode != 0, result.stdout
+    why = [line for line in result.stderr.splitlines() if says in line]
+    assert len(why) == 1 and why[0].startswith("WARNING: "), result.stderr
+    assert "fix" in why[0] or "add one" in why[0], why[0]
 
 
 def test_example_file_is_valid(tmp_path: Path, caplog):
