@@ -52,6 +52,22 @@ INTERNALS = (
     ),
     Internal(
         LOCAL_EXECUTOR,
+        "_run_worker",
+        "stack/executor.py",
+        "its workers copy every task log line to the scheduler's output: undone by write_task_logs_once",
+        "reads",
+        text="subprocess_logs_to_stdout=True",
+    ),
+    Internal(
+        "airflow.executors.base_executor",
+        "BaseExecutor.run_workload",
+        "stack/executor.py",
+        "wrapped in each worker to pass subprocess_logs_to_stdout=False",
+        "parameters",
+        ("workload", "subprocess_logs_to_stdout"),
+    ),
+    Internal(
+        LOCAL_EXECUTOR,
         "LocalExecutor._spawn_workers_with_gc_freeze",
         "stack/executor.py",
         "overridden: fork only the workers queued work needs",
