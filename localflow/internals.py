@@ -158,6 +158,22 @@ INTERNALS = (
         "debugging/dagtest.py",
         "the in-process API built ahead of the run",
     ),
+    Internal(
+        "httpx._transports.wsgi",
+        "WSGITransport.handle_request",
+        "execution_api.py (Pep3333Paths)",
+        "puts the path in PATH_INFO decoded, where PEP 3333 wants UTF-8 bytes as latin-1",
+        "reads",
+        text='"PATH_INFO": request.url.path',
+    ),
+    Internal(
+        "a2wsgi.asgi",
+        "build_scope",
+        "execution_api.py (Pep3333Paths)",
+        "decodes PATH_INFO as PEP 3333 says, which fails on httpx's decoded path",
+        "reads",
+        text='.encode("latin1").decode("utf8")',
+    ),
     # --- debugger support inside task processes (debugging/support.py) --------------------------------
     Internal(
         "airflow.sdk.execution_time.task_runner",

@@ -220,7 +220,7 @@ def fast(bag: object) -> Iterator[None]:
       bundle (``BundleDagBag``) to write the DAG to the database; the bag already parsed stands in for it,
       and ``sync_bag_to_db`` limits its changes to the files in the bag;
     * the in-process Execution API is built without per-version route copies (``localflow/execution_api.py``), ahead of the
-      run and untraced;
+      run and untraced, and serves ids beyond ASCII (``serve_unicode_paths``);
     * under a debugger the set-up runs untraced, and the thread is traced only while a task runs.
     """
     from airflow.api_fastapi.execution_api import app as execution_api
@@ -247,6 +247,7 @@ def fast(bag: object) -> Iterator[None]:
     try:
         with support.untraced():
             transport = supervisor.in_process_api_server().transport
+            unversioned.serve_unicode_paths(transport)  # ids such as täglich_bericht
             # Requests are served on the API's own event-loop thread: full speed there too.
             transport.app.loop.call_soon_threadsafe(support.trace_this_thread, False)
         support.trace_this_thread(False)  # until the first task starts (TracingListener)
