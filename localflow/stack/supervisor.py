@@ -389,6 +389,8 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
                 f"localflow: starting api-server, scheduler, dag-processor, triggerer{extra} ...", flush=True
             )
             stack.import_airflow_once()
+            if stack.preloaded:
+                preload.name_slow_plugins()
             stack.start()
             if stack.preloaded:
                 shed_airflow(stack, stopping)
