@@ -192,17 +192,7 @@ class NativeStack:
     @functools.cached_property
     def log_max_bytes(self) -> int:
         """The size past which a component's log is rotated (``LOG_MAX_MB``); 0: never."""
-        value = self.env.get(LOG_MAX_MB, DEFAULT_LOG_MAX_MB).strip()
-        try:
-            megabytes = float(value)
-        except ValueError:
-            megabytes = -1.0
-        if not megabytes >= 0:  # also NaN
-            raise LocalflowError(
-                f"{LOG_MAX_MB}={value!r} in .env: set the size in MiB past which a component's log is "
-                f"rotated (default {DEFAULT_LOG_MAX_MB}), or 0 to never rotate."
-            )
-        return int(megabytes * 1024 * 1024)
+        return log_max_bytes(self.env)
 
     def __post_init__(self) -> None:
         # The S3 server first: the first task's log upload must find its bucket.
@@ -212,7 +202,6 @@ class NativeStack:
         ]
         if settings.uses_celery(self.env):
             self.components += self.celery_workers()
-        self.log_max_bytes  # noqa: B018 - a bad value in .env stops `up` here, before anything starts
 
     def celery_workers(self) -> list[Component]:
         """The Celery workers: each consumes Airflow's queue and its own (its health check's), and
@@ -314,6 +303,21 @@ class NativeStack:
                     component.process.wait()
         if stack_id := self.env.get(ownership.STACK_ID):
             ownership.end(ownership.processes_of(stack_id), timeout=TASK_STOP_TIMEOUT)
+
+
+def log_max_bytes(env: Mapping[str, str]) -> int:
+    """The size past which a component's log is rotated (``LOCALFLOW_COMPONENT_LOG_MAX_MB``); 0: never."""
+    value = env.get(LOG_MAX_MB, DEFAULT_LOG_MAX_MB).strip()
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:  # also NaN
+        raise LocalflowError(
+            f"{LOG_MAX_MB}={value!r} in .env: set the size in MiB past which a component's log is "
+            f"rotated (default {DEFAULT_LOG_MAX_MB}), or 0 to never rotate."
+        )
+    return int(megabytes * 1024 * 1024)
 
 
 def rotate_log(path: Path, max_bytes: int) -> bool:
