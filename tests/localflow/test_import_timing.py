@@ -5,12 +5,16 @@ tests quick."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
+from localflow.debugging.warm_runner import client
 from localflow.import_timing import SLOW_IMPORT
 from localflow.polling import wait_until
+from testkit.dap import STOP_TIMEOUT, DapClient, check_stop, launch_configuration, line_of
+from testkit.environment import REPO, airflow_environment, run_airflow
 from testkit.native_stack import make_workspace, run_localflow, running_stack, stack_environment
 
 SLEEP = 1.5
@@ -80,3 +84,64 @@ def test_up_names_the_slow_plugin_once(tmp_path):
     assert list(times) == ["plugins/slow_plugin.py"], stack.output()
     assert times["plugins/slow_plugin.py"] >= SLEEP
     assert stack.output().count("slow_plugin.py took") == 1
+
+
+BREAKPOINT_DAG = '''"""Generated DAG quick: one task with a line to stop at."""
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"))
+def quick():
+    @task
+    def step() -> int:
+        answer = 42
+        return answer
+
+    step()
+
+
+quick()
+'''
+
+
+def test_f5_names_the_slow_plugin_in_its_terminal(tmp_path):
+    """F5 ("Airflow: debug this DAG file" over DAP, forked from the warm runner) names the slow plugin once
+    in the debuggee's output, stops at the breakpoint in the task, and the run succeeds."""
+    dags, plugins = tmp_path / "dags", tmp_path / "plugins"
+    dags.mkdir()
+    plugins.mkdir()
+    (plugins / "slow_plugin.py").write_text(SLOW_PLUGIN)
+    dag_file = dags / "quick.py"
+    dag_file.write_text(BREAKPOINT_DAG)
+    env = airflow_environment(tmp_path / "home")
+    env.update(
+        {
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+            SLOW_IMPORT: LIMIT,
+        }
+    )
+    run_airflow(env, "db", "migrate")
+    config = launch_configuration(
+        REPO / ".vscode" / "launch.json",
+        "Airflow: debug this DAG file",
+        workspace=REPO,
+        file=dag_file,
+        python=sys.executable,
+    )
+    config["env"] = env
+    line = line_of(dag_file, "return answer")
+    log = tmp_path / "debuggee.log"
+    try:
+        with DapClient(python=sys.executable, log=log) as dap:
+            dap.start(config, {dag_file: [line]})
+            check_stop(dap, dag_file, line, "answer", "42")
+            exited = dap.wait_event("exited", STOP_TIMEOUT)
+    finally:
+        client.stop(env, str(REPO))
+    output = log.read_text()
+    assert exited["exitCode"] == 0, output[-3000:]
+    assert list(named(output)) == ["plugins/slow_plugin.py"], output[-3000:]
+    assert output.count("slow_plugin.py took") == 1
