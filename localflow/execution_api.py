@@ -52,6 +52,33 @@ def create_app(lifespan: Any = None, *, reissue_tokens: bool = True) -> Any:
     return app
 
 
+class Pep3333Paths:
+    """The WSGI app of an in-process Execution API, handed each request's path as PEP 3333 says.
+
+    httpx's ``WSGITransport`` puts the path in ``PATH_INFO`` decoded (``/xcoms/täglich_bericht/...``);
+    PEP 3333 wants its UTF-8 bytes, one character each, which a2wsgi (the bridge to the ASGI app) decodes
+    back. So every call whose path holds a DAG, task or variable id with a letter beyond ASCII failed
+    with ``UnicodeDecodeError`` in a2wsgi, in stock ``dag.test()`` too. Ids that are ASCII pass unchanged.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:  # noqa: D102 - WSGI's
+        for key in ("SCRIPT_NAME", "PATH_INFO"):
+            environ[key] = environ.get(key, "").encode("utf-8").decode("latin-1")
+        return self.app(environ, start_response)
+
+    def __getattr__(self, name: str) -> Any:  # the a2wsgi middleware's own attributes (its loop)
+        return getattr(self.app, name)
+
+
+def serve_unicode_paths(transport: Any) -> None:
+    """Make an in-process Execution API's transport (httpx's ``WSGITransport``) serve paths beyond ASCII."""
+    if not isinstance(transport.app, Pep3333Paths):  # once: the transport is Airflow's cached one
+        transport.app = Pep3333Paths(transport.app)
+
+
 def serve_unversioned() -> None:
     """Make this process (and what it forks) build the Execution API with ``create_app``."""
     from airflow.api_fastapi.execution_api import app as execution_api

@@ -52,6 +52,22 @@ INTERNALS = (
     ),
     Internal(
         LOCAL_EXECUTOR,
+        "_run_worker",
+        "stack/executor.py",
+        "its workers copy every task log line to the scheduler's output: undone by write_task_logs_once",
+        "reads",
+        text="subprocess_logs_to_stdout=True",
+    ),
+    Internal(
+        "airflow.executors.base_executor",
+        "BaseExecutor.run_workload",
+        "stack/executor.py",
+        "wrapped in each worker to pass subprocess_logs_to_stdout=False",
+        "parameters",
+        ("workload", "subprocess_logs_to_stdout"),
+    ),
+    Internal(
+        LOCAL_EXECUTOR,
         "LocalExecutor._spawn_workers_with_gc_freeze",
         "stack/executor.py",
         "overridden: fork only the workers queued work needs",
@@ -141,6 +157,22 @@ INTERNALS = (
         "in_process_api_server",
         "debugging/dagtest.py",
         "the in-process API built ahead of the run",
+    ),
+    Internal(
+        "httpx._transports.wsgi",
+        "WSGITransport.handle_request",
+        "execution_api.py (Pep3333Paths)",
+        "puts the path in PATH_INFO decoded, where PEP 3333 wants UTF-8 bytes as latin-1",
+        "reads",
+        text='"PATH_INFO": request.url.path',
+    ),
+    Internal(
+        "a2wsgi.asgi",
+        "build_scope",
+        "execution_api.py (Pep3333Paths)",
+        "decodes PATH_INFO as PEP 3333 says, which fails on httpx's decoded path",
+        "reads",
+        text='.encode("latin1").decode("utf8")',
     ),
     # --- debugger support inside task processes (debugging/support.py) --------------------------------
     Internal(

@@ -82,6 +82,12 @@ SETTINGS: tuple[Setting, ...] = (
           "stack.supervisor"),
     _user("LOCALFLOW_CELERY_HEALTH_INTERVAL", "number", "30", "seconds between the native stack's checks "
           "that each Celery worker consumes", "stack.supervisor"),
+    _user("LOCALFLOW_COMPONENT_LOG_MAX_MB", "number", "20", "size in MiB past which a component's log in "
+          ".airflow/logs/components is rotated to NAME.log.1; 0: never", "stack.supervisor"),
+    _user("LOCALFLOW_TASK_LOGS_TO_STDOUT", "switch", "off", "also copy each task log line to the scheduler's "
+          "output (Airflow's default; the task log is where the UI shows it)", "stack.executor"),
+    _user("LOCALFLOW_SLOW_IMPORT", "number", "3", "seconds past which a plugin or DAG file's import is named "
+          "with its time (up, F5, dag-test)", "import_timing"),
     # The dag watcher.
     _user("LOCALFLOW_WATCH", "choice", "auto", "how the dag watcher sees saves: file events, polling, or off",
           "watcher", choices=("auto", "events", "poll", "off")),

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from localflow import execution_api as unversioned
+from localflow import import_timing
 from localflow.database import missing_database
 from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
@@ -89,6 +90,25 @@ def database_secrets_while_parsing() -> Iterator[None]:
             os.environ.pop(PROCESS_CONTEXT, None)
         else:
             os.environ[PROCESS_CONTEXT] = previous
+
+
+def load_plugins() -> None:
+    """Airflow's two plugin managers load the plugins folder now, each executing its files, not mid-run.
+
+    The Task SDK's (listeners, macros) and the scheduler side's (operator links, timetables), as
+    ``dag.test()`` would on first use; each keeps what it loaded.
+    """
+    from airflow import plugins_manager
+    from airflow.sdk.listener import get_listener_manager
+
+    get_listener_manager()
+    plugins_manager.ensure_plugins_loaded()
+
+
+def report_slow_imports(times: dict, folder: Path, what: str) -> None:
+    """Name each file of ``times`` slower to import than ``LOCALFLOW_SLOW_IMPORT``, once, before the run."""
+    for line in import_timing.slow_lines(times, import_timing.threshold(), folder.parent, what):
+        print(line, flush=True)
 
 
 def choose(dags: dict, dag_id: str | None, path: Path) -> object:
@@ -264,7 +284,7 @@ def fast(bag: object) -> Iterator[None]:
       bundle (``BundleDagBag``) to write the DAG to the database; the bag already parsed stands in for it,
       and ``sync_bag_to_db`` limits its changes to the files in the bag;
     * the in-process Execution API is built without per-version route copies (``localflow/execution_api.py``), ahead of the
-      run and untraced;
+      run and untraced, and serves ids beyond ASCII (``serve_unicode_paths``);
     * under a debugger the set-up runs untraced, and the thread is traced only while a task runs.
     """
     from airflow.api_fastapi.execution_api import app as execution_api
@@ -291,6 +311,7 @@ def fast(bag: object) -> Iterator[None]:
     try:
         with support.untraced():
             transport = supervisor.in_process_api_server().transport
+            unversioned.serve_unicode_paths(transport)  # ids such as täglich_bericht
             # Requests are served on the API's own event-loop thread: full speed there too.
             transport.app.loop.call_soon_threadsafe(support.trace_this_thread, False)
         support.trace_this_thread(False)  # until the first task starts (TracingListener)
@@ -325,10 +346,19 @@ def run(
         require_in_dags_folder(path)
         ensure_database()
         support.make_context_inspectable()
+    from airflow.configuration import conf
     from airflow.sdk.listener import get_listener_manager
 
-    with database_secrets_while_parsing():
-        dags, bag = load_dags(path)  # traced: breakpoints in the DAG file's top level are hit
+    # Traced: breakpoints at the top level of plugin and DAG files are hit.
+    plugins = Path(conf.get("core", "plugins_folder"))
+    with import_timing.timed([plugins]) as plugin_times:
+        load_plugins()
+    report_slow_imports(plugin_times, plugins, "each Airflow component imports it at start, and each task")
+    with database_secrets_while_parsing(), import_timing.timed([dags_folder()]) as dag_times:
+        dags, bag = load_dags(path)
+    report_slow_imports(
+        dag_times, dags_folder(), "the stack imports it at each parse, and in each task of it"
+    )
     dag = choose(dags, dag_id or None, path)
     if task_id:
         dag = only_task(dag, task_id)

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import time
 from typing import TYPE_CHECKING
 
 from airflow.executors import local_executor
+from airflow.executors.base_executor import BaseExecutor
+
+from localflow.config import registry
 
 if TYPE_CHECKING:
     from airflow.executors.workloads import ExecutorWorkload
@@ -24,6 +28,9 @@ IDLE_TIMEOUT = 5.0
 # How long the scheduler waits for a retired worker to exit. An idle worker reads its pill at once; one
 # that does not exit in time is left to finish and reaped later, so the scheduler loop never stalls.
 RETIRE_JOIN_TIMEOUT = 1.0
+# Switched on in .env: every task log line is also copied to the scheduler's output, as Airflow's
+# own LocalExecutor does for a log collector that reads it (docs/logs.md). Off: each line is written once.
+TASK_LOGS_TO_STDOUT = "LOCALFLOW_TASK_LOGS_TO_STDOUT"
 
 
 def _run_worker_frozen(**kwargs) -> None:
@@ -34,7 +41,28 @@ def _run_worker_frozen(**kwargs) -> None:
     supervisor froze before forking the scheduler (``preload.py``) back to the collector, and copy them.
     """
     gc.freeze()
+    write_task_logs_once()
     local_executor._run_worker(**kwargs)
+
+
+def write_task_logs_once() -> None:
+    """In this worker, a task's log lines go to its log file only, not also to the scheduler's output.
+
+    Airflow 3.3.2's worker loop has each task supervisor copy every line of the task's log to its own
+    logger too (``subprocess_logs_to_stdout=True``, apache/airflow#64067, for log collectors that read a
+    container's output): natively that is ``.airflow/logs/components/scheduler.log``, where every
+    ``print`` and every ``Returned value was: ...`` then took the disk a second time (in compose,
+    Docker's log of the scheduler). ``TASK_LOGS_TO_STDOUT`` keeps Airflow's copy.
+    """
+    if registry.switch(os.environ, TASK_LOGS_TO_STDOUT):
+        return
+    run_workload = BaseExecutor.run_workload
+
+    def run_workload_logged_once(workload, **kwargs):
+        return run_workload(workload, **{**kwargs, "subprocess_logs_to_stdout": False})
+
+    # Only this worker process's class (a fork of the scheduler's): the scheduler's is unchanged.
+    BaseExecutor.run_workload = staticmethod(run_workload_logged_once)
 
 
 class LocalExecutor(local_executor.LocalExecutor):

@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Mapping
 from pathlib import Path
 
-from localflow import execution_api
+from localflow import execution_api, import_timing
 from localflow.stack.ownership import release_in_child
 
 # What the components import when they start (the commands, their jobs, the database migration check,
@@ -110,6 +110,41 @@ def preload(*, celery: bool = False) -> None:
     execution_api.serve_unversioned()
     gc.collect()
     gc.freeze()
+
+
+def name_slow_plugins() -> None:
+    """Load the plugins folder, timed, in a process forked from this one, and name its slow files here.
+
+    Once per ``up``, on this process's output (the terminal), while the components start: they load the
+    plugins each for themselves, from a fork made before this one loads them. The timing process is
+    forked twice, so that it is nobody's child and never waited for; it writes only its own lines.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)  # the first fork exits at once
+        return
+    try:
+        if os.fork():
+            os._exit(0)
+        os.setsid()
+        release_in_child()
+        output = os.dup(1)
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # what the plugins and Airflow's logging write is the components' to show
+            os.dup2(quiet, fd)
+        from airflow import plugins_manager
+        from airflow.configuration import conf
+
+        folder = Path(conf.get("core", "plugins_folder"))
+        with import_timing.timed([folder]) as times:
+            plugins_manager.ensure_plugins_loaded()
+        what = "each Airflow component imports it at start, and each task"
+        lines = import_timing.slow_lines(times, import_timing.threshold(), folder.parent, what)
+        os.write(output, "".join(f"{line}\n" for line in lines).encode())
+    finally:
+        os._exit(0)
 
 
 class ForkedProcess:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,10 @@ MAX_RESTART_DELAY = 30.0
 HEALTH_INTERVAL = "LOCALFLOW_CELERY_HEALTH_INTERVAL"
 HEALTH_START_GRACE = 20.0
 HEALTH_RETRIES = 2
+# A component's log past this size (MiB, .env may change it; 0: never) is rotated: copied to NAME.log.1,
+# replacing the copy before, and emptied (rotate_log). So each component keeps at most about twice this.
+LOG_MAX_MB = "LOCALFLOW_COMPONENT_LOG_MAX_MB"
+DEFAULT_LOG_MAX_MB = "20"
 
 
 @dataclass
@@ -183,6 +188,11 @@ class NativeStack:
             self.env, registry.workspace(self.env) / settings.SETTINGS_FILE_NAME
         )
 
+    @functools.cached_property
+    def log_max_bytes(self) -> int:
+        """The size past which a component's log is rotated (``LOG_MAX_MB``); 0: never."""
+        return log_max_bytes(self.env)
+
     def __post_init__(self) -> None:
         # The S3 server first: the first task's log upload must find its bucket.
         names = {**(S3_SERVER if self.local_s3_server else {}), **COMPONENTS, **LOCALFLOW_COMPONENTS}
@@ -239,9 +249,11 @@ class NativeStack:
                     component.health.reset(time.monotonic())
 
     def supervise_once(self) -> None:
-        """Restart any component that exited, with exponential back-off."""
+        """Restart any component that exited, with exponential back-off; rotate the logs grown too big."""
         now = time.monotonic()
         for component in self.components:
+            if self.log_max_bytes:
+                rotate_log(component.log_path, self.log_max_bytes)
             code = component.process.poll() if component.process else None
             if code is None:
                 self.check_health(component, now)
@@ -299,6 +311,39 @@ class NativeStack:
             ownership.end(ownership.processes_of(stack_id), timeout=TASK_STOP_TIMEOUT)
 
 
+def log_max_bytes(env: Mapping[str, str]) -> int:
+    """The size past which a component's log is rotated (``LOCALFLOW_COMPONENT_LOG_MAX_MB``); 0: never."""
+    value = env.get(LOG_MAX_MB, DEFAULT_LOG_MAX_MB).strip()
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:  # also NaN
+        raise LocalflowError(
+            f"{LOG_MAX_MB}={value!r} in .env: set the size in MiB past which a component's log is "
+            f"rotated (default {DEFAULT_LOG_MAX_MB}), or 0 to never rotate."
+        )
+    return int(megabytes * 1024 * 1024)
+
+
+def rotate_log(path: Path, max_bytes: int) -> bool:
+    """Copy the log to ``PATH.1`` and empty it once it is larger than ``max_bytes`` (logrotate's copytruncate).
+
+    The component keeps writing through its file descriptor, opened to append, so its next line goes to
+    the start of the emptied file. A line written between the copy's last read and the truncation is
+    lost: a few microseconds once per rotation.
+    """
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+        with path.open("rb") as log, path.with_name(f"{path.name}.1").open("wb") as copy:
+            shutil.copyfileobj(log, copy)
+            os.truncate(path, 0)
+    except FileNotFoundError:  # not started yet
+        return False
+    return True
+
+
 def worker_count(env: Mapping[str, str]) -> int:
     """How many Celery workers the native stack runs (``LOCALFLOW_CELERY_WORKERS``, default 1)."""
     value = env.get(settings.CELERY_WORKERS, "1").strip()
@@ -351,6 +396,8 @@ def supervise(args: list[str] | None = None, health_timeout: float = 120.0) -> i
         else:
             print(f"localflow: starting {stack.what_starts()} ...", flush=True)
             stack.import_airflow_once()
+            if stack.preloaded:
+                preload.name_slow_plugins()
             stack.start()
             if stack.preloaded:
                 shed_airflow(stack, stopping)

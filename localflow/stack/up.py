@@ -17,7 +17,7 @@ from localflow.config import remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
 from localflow.stack import ownership
-from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, worker_count
+from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, worker_count
 
 
 def check_port_free(host: str, port: int, setting: str) -> None:
@@ -41,6 +41,7 @@ def preflight(env: dict[str, str], workspace: Path) -> None:
     """Check the ports, what the CeleryExecutor needs, and that remote task logs can work if they are on,
     before anything starts."""
     check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
+    log_max_bytes(env)
     if settings.uses_celery(env):
         check_celery(env)
     remote_logs.check_installed(env, in_container=False)

@@ -199,6 +199,13 @@ CASES = (
         1,
         "cannot reach the Celery broker (Redis) at 127.0.0.1:",
     ),
+    (
+        "component-log-size",
+        with_env(VALID_ENV + "LOCALFLOW_COMPONENT_LOG_MAX_MB=lots\n"),
+        ["up"],
+        1,
+        "LOCALFLOW_COMPONENT_LOG_MAX_MB='lots' in .env: set the size in MiB",
+    ),
     ("unknown-command", nothing, ["frobnicate"], 2, "unknown command 'frobnicate'"),
     (
         "secrets-get-without-name",

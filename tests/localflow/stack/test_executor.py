@@ -98,3 +98,44 @@ def test_workers_come_with_work_and_go_when_idle(tmp_path, postgres):
             # Retired after IDLE_TIMEOUT without work; the margin covers a slow scheduler loop.
             wait_for_no_workers(scheduler, timeout=executor.IDLE_TIMEOUT + 30)
             earlier |= seen
+
+
+MARKER_DAG_ID = "chatty"
+MARKER_DAG = '''"""Generated DAG chatty: one task that prints a line and returns a value, each with a marker."""
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["test"])
+def chatty():
+    @task
+    def speak() -> str:
+        print("printed-marker-61c2")
+        return "returned-marker-61c2"
+
+    speak()
+
+
+chatty()
+'''
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(("setting", "copied"), [(None, False), ("on", True)], ids=["default", "copy-on"])
+def test_task_log_lines_are_written_once(tmp_path, setting, copied):
+    """A task's printed line and returned value are in its log (the REST API's), not again in scheduler.log.
+
+    ``LOCALFLOW_TASK_LOGS_TO_STDOUT=on`` brings back Airflow's copy of them in the scheduler's output.
+    """
+    extra = {executor.TASK_LOGS_TO_STDOUT: setting} if setting else {}
+    with running_stack(tmp_path, None, **extra) as stack:
+        (stack.workspace / "dags" / f"{MARKER_DAG_ID}.py").write_text(MARKER_DAG)
+        run_id = stack.trigger(MARKER_DAG_ID)
+        assert stack.wait_for_run(MARKER_DAG_ID, run_id) == "success", stack.output()
+        task_log = "\n".join(stack.api.task_log(MARKER_DAG_ID, run_id, "speak"))
+        scheduler_log = (stack.workspace / ".airflow" / "logs" / "components" / "scheduler.log").read_text()
+    for marker in ("printed-marker-61c2", "Returned value was: returned-marker-61c2"):
+        assert marker in task_log
+        assert (marker in scheduler_log) == copied, f"{marker!r} in scheduler.log: {not copied}"
+    assert "Worker starting up" in scheduler_log  # the scheduler's own lines stay

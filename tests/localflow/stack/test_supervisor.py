@@ -11,6 +11,7 @@ import pytest
 
 from localflow.config import settings
 from localflow.config.envfile import parse
+from localflow.polling import wait_until
 from localflow.secrets import keyguard
 from localflow.secrets.rules import SECRETS
 from testkit.environment import EXAMPLE_DAGS
@@ -146,3 +147,31 @@ def test_every_example_dag_succeeds_in_the_native_stack_of_a_fresh_clone(fresh_c
     run_ids = {dag_id: stack.trigger(dag_id) for dag_id in EXAMPLE_DAGS}
     states = {dag_id: stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
     assert states == dict.fromkeys(EXAMPLE_DAGS, "success")
+
+
+def test_component_logs_are_rotated_at_their_size(tmp_path):
+    """A component's log past ``LOCALFLOW_COMPONENT_LOG_MAX_MB`` moves to NAME.log.1 and starts again empty.
+
+    The api-server logs each request it serves, as it does for the UI's: it writes on into the emptied file.
+    """
+    max_bytes = 32 * 1024
+    with running_stack(tmp_path, None, LOCALFLOW_COMPONENT_LOG_MAX_MB=str(max_bytes / 1024 / 1024)) as stack:
+        log = stack.workspace / ".airflow" / "logs" / "components" / "api-server.log"
+        rotated = log.with_name("api-server.log.1")
+
+        def served_until_rotated() -> bool:
+            for _ in range(20):
+                stack.api.send("GET", "/api/v2/version")
+            return rotated.exists()
+
+        wait_until(served_until_rotated, 120, interval=0, what=f"{rotated} made")
+        first_copy = rotated.read_bytes()
+        stack.api.send("GET", "/api/v2/version?after-rotation=1")
+        wait_until(
+            lambda: b"after-rotation=1" in log.read_bytes(), 30, what="a request logged after rotation"
+        )
+        assert stack.api.is_healthy()
+    assert len(first_copy) > max_bytes and b"request finished" in first_copy
+    written_on = log.read_bytes()
+    assert b"\0" not in written_on, "the component wrote past the end of the emptied file"
+    assert len(written_on) <= max_bytes * 2, "the log was not emptied"  # at most rotated once more
