@@ -307,6 +307,7 @@ def main(argv: list[str]) -> int:
     if not supervising:
         command, args = parse(argv)  # before the venv: --help and a typo need nothing installed
     bootstrap.reexec_in_venv(argv)
+    sync_locks = bootstrap.reexecuted()
     from localflow.errors import LocalflowError
 
     try:
@@ -315,7 +316,8 @@ def main(argv: list[str]) -> int:
 
             return supervisor.supervise(argv[2:])
         env = environment(command)
-        bootstrap.ensure_locks(env)  # the optional locks follow .env's switches (LOCALFLOW_REMOTE_LOGS)
+        if sync_locks:  # the optional locks follow .env's switches (LOCALFLOW_REMOTE_LOGS)
+            bootstrap.ensure_locks(env)
         return command.run(args, env)
     except LocalflowError as error:
         print(f"localflow: {error}", file=sys.stderr)

@@ -116,15 +116,19 @@ def ensure_venv(locks: tuple[str, ...] = LOCK_FILES) -> Path:
     return venv_python()
 
 
-def ensure_locks(env: Mapping[str, str]) -> None:
-    """In the venv this module re-executed into, once ``env`` is known: sync the venv to the lock and the
-    optional locks ``env`` switches on (a changed lock, or a switch turned on or off since the last sync).
+def reexecuted() -> bool:
+    """True in the command this module re-executed into the venv (once: the mark is not passed on)."""
+    return os.environ.pop(REEXECUTED, "") == "1"
 
-    Only then: a command run with the venv's own interpreter (the tests, F5, the stack's components) uses
+
+def ensure_locks(env: Mapping[str, str]) -> None:
+    """Once ``env`` is known, in a command that ``reexecuted``: sync the venv to the lock and the optional
+    locks ``env`` switches on (a changed lock, or a switch turned on or off since the last sync).
+
+    Only there: a command run with the venv's own interpreter (the tests, F5, the stack's components) uses
     the venv as it is.
     """
-    if os.environ.pop(REEXECUTED, "") == "1":
-        ensure_venv(lock_files(env))
+    ensure_venv(lock_files(env))
 
 
 def reexec_in_venv(argv: list[str]) -> None:
