@@ -313,7 +313,7 @@ INTERNALS = (
         "atexit", "_run_exitfuncs", "debugging/warm_runner/protocol.py", "the interpreter's exit: handlers"
     ),
     # --- CPython: dag-test takes airflow.env's PYTHONWARNINGS after start (debugging/dagtest.py) -----
-    Internal("warnings", "_processoptions", "debugging/dagtest.py", "what Python does with PYTHONWARNINGS"),
+    Internal("warnings", "_processoptions", "config/settings.py", "what Python does with PYTHONWARNINGS"),
     # --- debugpy: its forks skip the environment report no log keeps (debugging/warm_runner) ----------
     Internal(
         "debugpy.common.log",

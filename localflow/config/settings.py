@@ -8,6 +8,8 @@ and decides which variables of the user's shell apply (docs/safety.md, "Your she
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -140,9 +142,26 @@ def shell_notice(names: list[str]) -> str:
 
 
 def use_environment(env: Mapping[str, str]) -> None:
-    """Make ``env`` this process's whole environment, so that no variable it leaves out stays behind."""
+    """Make ``env`` this process's whole environment, so that no variable it leaves out stays behind, and
+    take its warning filters (``take_warning_options``)."""
     os.environ.clear()
     os.environ.update(env)
+    take_warning_options()
+
+
+def take_warning_options() -> None:
+    """Take ``PYTHONWARNINGS`` of the environment in force, as the stack's components do at start.
+
+    Python reads it only at start, and a command (``dag-test``, F5 without the warm runner) puts
+    airflow.env into its environment after that: without this its filters would not hold, and Airflow,
+    seeing no warning options, would show the deprecation warnings of its own code (pathspec's, about
+    Airflow's use of ``GitWildMatchPattern``, twice per run) that the stack does not show.
+    """
+    options = [option for option in os.environ.get("PYTHONWARNINGS", "").split(",") if option.strip()]
+    new = [option for option in options if option not in sys.warnoptions]
+    if new:
+        sys.warnoptions.extend(new)
+        warnings._processoptions(new)  # what the interpreter does with PYTHONWARNINGS at start
 
 
 def current_environment() -> dict[str, str]:

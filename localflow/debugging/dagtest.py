@@ -21,7 +21,6 @@ import sys
 import sysconfig
 import time
 import traceback
-import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from localflow import execution_api as unversioned
 from localflow import import_timing
+from localflow.config import settings
 from localflow.database import missing_database
 from localflow.debugging import isolation, support
 from localflow.errors import LocalflowError
@@ -79,7 +79,6 @@ def database_secrets_while_parsing() -> Iterator[None]:
     scheduler and the triggerer): a variable stored in the UI would be missing under F5 alone. This
     process has the database at hand, as a server does.
     """
-    import os
 
     previous = os.environ.get(PROCESS_CONTEXT)
     os.environ[PROCESS_CONTEXT] = "server"
@@ -240,21 +239,6 @@ def failure_summary(errors: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def use_warning_options() -> None:
-    """Take ``PYTHONWARNINGS`` of the environment in force, as the stack's components do.
-
-    Python reads it only at start, and ``dag-test`` (F5 too, without the warm runner) puts airflow.env
-    into its environment after that: without this, its filters would not hold here, and Airflow, seeing
-    no warning options, would show the deprecation warnings of its own code (pathspec's, about Airflow's
-    use of ``GitWildMatchPattern``, twice per run) that the stack does not show.
-    """
-    options = [option for option in os.environ.get("PYTHONWARNINGS", "").split(",") if option.strip()]
-    new = [option for option in options if option not in sys.warnoptions]
-    if new:
-        sys.warnoptions.extend(new)
-        warnings._processoptions(new)  # what the interpreter does with PYTHONWARNINGS at start
-
-
 def ensure_database() -> None:
     """Migrate the metadata database on the very first run (a fresh clone has none yet)."""
     import sqlalchemy as sa
@@ -337,7 +321,7 @@ def run(
     Unless ``stock``, failed tasks do not wait for their retries (``without_retry_waits``) and what they
     raised is kept in ``failed``.
     """
-    use_warning_options()  # before Airflow's imports, which look at sys.warnoptions
+    settings.take_warning_options()  # before Airflow's imports, which look at sys.warnoptions
     isolation.keep_triggers_local()  # the running stack's triggerer must leave this run's triggers alone
     with support.untraced():  # Airflow's imports and configuration: the bulk of a traced start-up
         import airflow.sdk  # noqa: F401
