@@ -122,8 +122,13 @@ def _rotate_fernet_key(_args, env):
 
 
 def _lock(_args, _env):
+    from localflow import releases
+
     for lock_file in bootstrap.LOCK_INPUTS:
         subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
+    for release in releases.SUPPORTED:  # each other supported release's locks, in locks/airflow-X.Y.Z/
+        if release != releases.LOCKED:
+            bootstrap.compile_release_locks(release)
     return 0
 
 
@@ -228,7 +233,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "lock",
-        "recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from pyproject.toml",
+        "recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from pyproject.toml, and "
+        "those of each other supported Airflow release in locks/",
         _lock,
     ),
 )

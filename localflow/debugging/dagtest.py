@@ -251,7 +251,16 @@ def ensure_database() -> None:
             or f"cannot reach the metadata database at {url.host or url.database} ({reason}); start it, "
             "or fix AIRFLOW__DATABASE__SQL_ALCHEMY_CONN in .env."
         ) from None
-    if not migrated:
+    if migrated:
+        from localflow.secrets import schema
+
+        with settings.engine.connect() as connection:
+            refusal = schema.newer_than_installed(
+                set(connection.scalars(sa.text("SELECT version_num FROM alembic_version")))
+            )
+        if refusal:  # a database a newer Airflow migrated: said, and left as it is
+            raise LocalflowError(refusal)
+    else:
         print("localflow: first run: migrating the metadata database (once) ...", flush=True)
         db.upgradedb()
 

@@ -1,0 +1,78 @@
+"""The Airflow releases the workspace runs on, chosen in one place: ``LOCALFLOW_AIRFLOW_VERSION`` in ``.env``.
+
+Standard library only, and no other localflow import: the bootstrap reads it before anything is installed.
+The default release is the one ``requirements.txt`` locks (pyproject.toml's pin); each other supported
+release has its locks in ``locks/airflow-X.Y.Z/``, compiled from the same pyproject.toml with the Airflow
+pin replaced (``overrides.txt`` there). Another 3.x patch gets such a folder on demand (docs/releases.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+SETTING = "LOCALFLOW_AIRFLOW_VERSION"
+# The newest patch of each Airflow 3 minor on PyPI: the releases the tests run on.
+SUPPORTED = ("3.0.6", "3.1.8", "3.2.2", "3.3.2")
+LOCKED = "3.3.2"  # requirements.txt's, pyproject.toml's pin: the release of a fresh clone
+OLDEST = SUPPORTED[0]
+LOCKS_DIR = "locks"
+OVERRIDES = "overrides.txt"
+# pyproject.toml's Airflow requirement, extras included, for overrides.txt.
+AIRFLOW_REQUIREMENT = "apache-airflow[postgres,celery]"
+RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+class ReleaseError(ValueError):
+    """A value of LOCALFLOW_AIRFLOW_VERSION the workspace cannot run on; the message is one line."""
+
+
+def chosen(env: Mapping[str, str]) -> str:
+    """The release ``env`` chooses (``LOCKED`` when unset or empty); ``ReleaseError`` for one it cannot run."""
+    raw = env.get(SETTING, "").strip()
+    if not raw:
+        return LOCKED
+    match = RELEASE.match(raw)
+    if not match:
+        raise ReleaseError(
+            f"{SETTING}={raw!r} is not a release: write MAJOR.MINOR.PATCH, one of {', '.join(SUPPORTED)}"
+        )
+    if int(match[1]) < 3:
+        raise ReleaseError(
+            f"{SETTING}={raw}: Airflow {match[1]} is not supported (the workspace is for Airflow 3); "
+            f"the oldest supported release is {OLDEST}"
+        )
+    if int(match[1]) > 3:
+        raise ReleaseError(
+            f"{SETTING}={raw}: Airflow {match[1]} is not supported yet; choose one of {', '.join(SUPPORTED)}"
+        )
+    return raw
+
+
+def untested(release: str) -> bool:
+    """A 3.x patch the tests do not run on."""
+    return release not in SUPPORTED
+
+
+def untested_notice(release: str) -> str:
+    """The one line said at start for an untested release."""
+    return (
+        f"localflow: Airflow {release} is untested; the tested releases are {', '.join(SUPPORTED)} "
+        f"({SETTING} in .env)."
+    )
+
+
+def lock_dir(release: str) -> str:
+    """The folder of ``release``'s locks, relative to the workspace ("" for the default release)."""
+    return "" if release == LOCKED else f"{LOCKS_DIR}/airflow-{release}"
+
+
+def lock_path(release: str, name: str) -> str:
+    """``name`` (requirements.txt, ...) of ``release``, relative to the workspace."""
+    folder = lock_dir(release)
+    return f"{folder}/{name}" if folder else name
+
+
+def overrides_text(release: str) -> str:
+    """overrides.txt of ``release``: pyproject.toml's Airflow requirement at that release."""
+    return f"{AIRFLOW_REQUIREMENT}=={release}\n"
