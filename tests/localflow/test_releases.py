@@ -80,7 +80,7 @@ def test_each_supported_release_has_its_locks(release: str):
 
 def linked_copy(root: Path) -> Path:
     """A copy of the workspace whose .venv is the checkout's own (for commands refused before any sync)."""
-    for name in (*COPIED, "locks"):
+    for name in (*COPIED, "requirements-s3.txt", "locks"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -165,7 +165,7 @@ def test_switch_to_an_older_release_and_back(tmp_path: Path):
     3.1.8, whose dag-test refuses the newer database untouched; a fresh database runs there; removing the
     line brings 3.3.2 back. .env's secrets survive every step."""
     workspace = tmp_path / "workspace"
-    for name in (*COPIED, "locks", "dags", "plugins", "airflow_settings.example.yaml"):
+    for name in (*COPIED, "requirements-s3.txt", "locks", "dags", "plugins", "airflow_settings.example.yaml"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
