@@ -8,6 +8,7 @@ hash). The workspace's own code runs in it from the checkout (``PYTHONPATH``), n
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,24 @@ def run_in(release: str, code: str, env: dict[str, str] | None = None) -> subpro
         timeout=600,
         check=False,
     )
+
+
+# Prints what localflow/internals.py finds in the venv's Airflow, one JSON line after a marker (Airflow may
+# log to stdout on import).
+PROBE = """
+import json, os, tempfile
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="localflow-probe-")
+from localflow import internals
+found = {internal.qualified_name: internals.problem(internal) for internal in internals.INTERNALS}
+print("LOCALFLOW-PROBE", json.dumps(found))
+"""
+
+
+def internal_problems(release: str) -> dict[str, str | None]:
+    """``internals.problem`` of every internal, in ``release``'s venv: qualified name → problem or None."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    result = run_in(release, PROBE, env)
+    for line in result.stdout.splitlines():
+        if line.startswith("LOCALFLOW-PROBE "):
+            return json.loads(line.split(" ", 1)[1])
+    raise AssertionError(f"the probe failed in Airflow {release}'s venv: {result.stderr[-2000:]}")
