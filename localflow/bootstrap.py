@@ -90,7 +90,9 @@ def compile_release_locks(release: str) -> None:
 
 def ensure_release_locks(release: str) -> None:
     """The locks of ``release`` exist: compiled once, on demand, for a release without committed ones."""
-    if release == releases.LOCKED or all((WORKSPACE / releases.lock_path(release, name)).exists() for name in LOCK_INPUTS):
+    if release == releases.LOCKED or all(
+        (WORKSPACE / releases.lock_path(release, name)).exists() for name in LOCK_INPUTS
+    ):
         return
     print(f"localflow: locking Airflow {release} into {releases.lock_dir(release)}/ (once) ...", flush=True)
     try:
