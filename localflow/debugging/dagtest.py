@@ -329,10 +329,10 @@ def run(
     isolation.keep_triggers_local()  # the running stack's triggerer must leave this run's triggers alone
     with support.untraced():  # Airflow's imports and configuration: the bulk of a traced start-up
         import airflow.sdk  # noqa: F401
-        from airflow.dag_processing import dagbag  # noqa: F401
 
         require_in_dags_folder(path)
-        ensure_database()
+        ensure_database()  # first: a database this release cannot run on is said before anything else
+        from airflow.dag_processing import dagbag  # noqa: F401
         support.make_context_inspectable()
     from airflow.sdk.listener import get_listener_manager
 

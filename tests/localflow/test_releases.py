@@ -171,8 +171,9 @@ def test_switch_to_an_older_release_and_back(tmp_path: Path):
             shutil.copytree(source, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, workspace / name)
-    first = run_plain(workspace, "airflow", "db", "migrate")
-    assert first.returncode == 0, first.stdout + first.stderr
+    for command in (["secrets"], ["airflow", "db", "migrate"]):
+        first = run_plain(workspace, *command)
+        assert first.returncode == 0, first.stdout + first.stderr
     assert airflow_version(workspace) == "3.3.2"
     secrets = (workspace / ".env").read_text()
     database = workspace / ".airflow" / "airflow.db"
