@@ -113,7 +113,12 @@ def test_image_venv_and_ci_install_the_same_lock():
     The S3 lock only with the build arg compose sets from the remote logs switch."""
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY requirements.txt requirements-dev.txt /tmp/lock/" in dockerfile
-    assert "-r /tmp/lock/requirements.txt -r /tmp/lock/requirements-dev.txt" in dockerfile
+    assert '-r "${lock}/requirements.txt" -r "${lock}/requirements-dev.txt"' in dockerfile
     assert 'if [ -n "${INSTALL_S3}" ]; then' in dockerfile
-    assert "-r /tmp/lock/requirements-s3.txt" in dockerfile
+    assert '-r "${lock}/requirements-s3.txt"' in dockerfile
+    # lock=/tmp/lock, unless AIRFLOW_VERSION (compose: LOCALFLOW_AIRFLOW_VERSION) is another release's
+    assert (
+        "COPY locks /tmp/lock/locks" in dockerfile
+        and 'lock="/tmp/lock/locks/airflow-${AIRFLOW_VERSION}"' in dockerfile
+    )
     assert bootstrap.LOCK_FILES == ("requirements.txt", "requirements-dev.txt")
