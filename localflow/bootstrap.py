@@ -170,17 +170,40 @@ def ensure_locks(env: Mapping[str, str]) -> None:
     optional locks ``env`` switches on (a changed lock, or a switch turned on or off since the last sync).
 
     Only then: a command run with the venv's own interpreter (the tests, F5, the stack's components) uses
-    the venv as it is.
+    the venv as it is, with one line when it holds another Airflow release than ``env`` chooses.
     """
-    if os.environ.pop(REEXECUTED, "") == "1":
-        try:
-            release = releases.chosen(env)
-        except releases.ReleaseError as error:
-            sys.exit(f"localflow: {error}.")
+    reexecuted = os.environ.pop(REEXECUTED, "") == "1"
+    try:
+        release = releases.chosen(env)
+    except releases.ReleaseError as error:
+        sys.exit(f"localflow: {error}.")
+    if reexecuted:
         if releases.untested(release):
             print(releases.untested_notice(release), file=sys.stderr, flush=True)
         ensure_release_locks(release)
         ensure_venv(lock_files(env), release)
+    elif (installed := _installed_airflow()) and installed != release:
+        # The venv's own interpreter (F5, the tests) or the image: said, not synced under a running command.
+        fix = (
+            "`docker compose build`"
+            if os.environ.get("LOCALFLOW_CONTAINER") == "1"
+            else ("`python3 -m localflow secrets` (any command run with python3)")
+        )
+        print(
+            f"localflow: warning: Airflow {installed} is installed but {releases.SETTING} chooses {release}; "
+            f"{fix} installs it.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _installed_airflow() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("apache-airflow")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def reexec_in_venv(argv: list[str]) -> None:

