@@ -100,6 +100,13 @@ INTERNALS = (
             ("_unread_messages", "handed to each forked worker"),
         )
     ),
+    Internal(
+        "airflow.executors.workloads.base",
+        "BaseDagBundleWorkload.running_state",
+        "stack/executor.py",
+        "the state a worker reports when it picks the workload up: the workloads in flight end on another",
+        since="3.3.2",
+    ),
     # --- dag-test's fast path (debugging/dagtest.py) --------------------------------------------------
     Internal(
         "airflow.dag_processing.dagbag",

@@ -333,6 +333,7 @@ def run(
         require_in_dags_folder(path)
         ensure_database()  # first: a database this release cannot run on is said before anything else
         from airflow.dag_processing import dagbag  # noqa: F401
+
         support.make_context_inspectable()
     from airflow.sdk.listener import get_listener_manager
 
