@@ -102,6 +102,13 @@ INTERNALS = (
     ),
     Internal(
         "airflow.executors.workloads.base",
+        "BaseDagBundleWorkload.key",
+        "stack/executor.py",
+        "a workload's key, by which the workloads in flight are recorded",
+        since="3.3.2",
+    ),
+    Internal(
+        "airflow.executors.workloads.base",
         "BaseDagBundleWorkload.running_state",
         "stack/executor.py",
         "the state a worker reports when it picks the workload up: the workloads in flight end on another",
