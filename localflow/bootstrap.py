@@ -177,6 +177,8 @@ def ensure_locks(env: Mapping[str, str]) -> None:
         release = releases.chosen(env)
     except releases.ReleaseError as error:
         sys.exit(f"localflow: {error}.")
+    if refusal := releases.python_refusal(release, sys.version_info[:2]):
+        sys.exit(f"localflow: {refusal}.")
     if reexecuted:
         if releases.untested(release):
             print(releases.untested_notice(release), file=sys.stderr, flush=True)

@@ -21,6 +21,8 @@ OVERRIDES = "overrides.txt"
 # pyproject.toml's Airflow requirement, extras included, for overrides.txt.
 AIRFLOW_REQUIREMENT = "apache-airflow[postgres,celery]"
 RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+# The newest Python a release's lock installs on from wheels, where it is older than the workspace's 3.13.
+NEWEST_PYTHON = {"3.0.6": "3.12"}  # Airflow 3.0 needs SQLAlchemy 1.4, which has no wheels for Python 3.13
 
 
 class ReleaseError(ValueError):
@@ -76,3 +78,15 @@ def lock_path(release: str, name: str) -> str:
 def overrides_text(release: str) -> str:
     """overrides.txt of ``release``: pyproject.toml's Airflow requirement at that release."""
     return f"{AIRFLOW_REQUIREMENT}=={release}\n"
+
+
+def python_refusal(release: str, python: tuple[int, int]) -> str | None:
+    """Why ``release`` cannot run on Python ``python`` (major, minor), in one line, or None."""
+    newest = NEWEST_PYTHON.get(release)
+    if newest and python > tuple(int(part) for part in newest.split(".")):
+        return (
+            f"{SETTING}={release}: Airflow {release} installs on Python 3.10 to {newest}, this is "
+            f"{python[0]}.{python[1]}; run python3.{newest.split('.')[1]} -m localflow after removing .venv, "
+            "or choose a newer release"
+        )
+    return None

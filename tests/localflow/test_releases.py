@@ -56,6 +56,14 @@ def test_refused_releases(value: str, said: str):
         releases.chosen({SETTING: value})
 
 
+def test_a_release_is_refused_on_a_python_it_does_not_install_on():
+    """Airflow 3.0.6 (SQLAlchemy 1.4) has no wheels for Python 3.13: one line saying so, not a failed build."""
+    refusal = releases.python_refusal("3.0.6", (3, 13))
+    assert refusal and "Airflow 3.0.6 installs on Python 3.10 to 3.12, this is 3.13" in refusal
+    assert releases.python_refusal("3.0.6", (3, 12)) is None
+    assert all(releases.python_refusal(release, (3, 13)) is None for release in ("3.1.8", "3.2.2", "3.3.2"))
+
+
 def test_one_default_release_everywhere():
     """The locked release is pyproject.toml's pin, requirements.txt's, the registry's default, the newest."""
     assert f'"apache-airflow[postgres,celery]=={releases.LOCKED}"' in (REPO / "pyproject.toml").read_text()
