@@ -121,9 +121,8 @@ def lock_files(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
 def _lock_digest(lock_files: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for name in lock_files:
-        if (
-            Path(name).name in OPTIONAL_LOCKS
-        ):  # named: a venv with it differs from one without, even if it is empty
+        # An optional lock is named: a venv with it differs from one without, even if it is empty.
+        if Path(name).name in OPTIONAL_LOCKS:
             digest.update(name.encode())
         digest.update((WORKSPACE / name).read_bytes())
     return digest.hexdigest()
@@ -189,7 +188,7 @@ def ensure_locks(env: Mapping[str, str]) -> None:
         fix = (
             "`docker compose build`"
             if os.environ.get("LOCALFLOW_CONTAINER") == "1"
-            else ("`python3 -m localflow secrets` (any command run with python3)")
+            else "`python3 -m localflow secrets` (any command run with python3)"
         )
         print(
             f"localflow: warning: Airflow {installed} is installed but {releases.SETTING} chooses {release}; "
