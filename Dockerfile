@@ -21,19 +21,29 @@ RUN groupadd --gid "${AIRFLOW_UID}" airflow \
     && mkdir -p /opt/airflow /opt/localflow \
     && chown -R "${AIRFLOW_UID}:0" /opt/airflow && chmod -R g+rwX /opt/airflow /home/airflow
 
-# The lock, with the dev tools; compiled bytecode saves ~2 s per Airflow process start.
+# The lock, with the dev tools; compiled bytecode saves ~2 s per Airflow process start. AIRFLOW_VERSION
+# (compose: LOCALFLOW_AIRFLOW_VERSION of .env) another release's, from locks/airflow-X.Y.Z/ (docs/releases.md).
+ARG AIRFLOW_VERSION=
 COPY requirements.txt requirements-dev.txt /tmp/lock/
-RUN pip install --no-cache-dir --disable-pip-version-check "$(grep '^uv==' /tmp/lock/requirements-dev.txt)" \
+COPY locks /tmp/lock/locks
+RUN lock=/tmp/lock; \
+    if [ -n "${AIRFLOW_VERSION}" ] && ! grep -qx "apache-airflow==${AIRFLOW_VERSION}" /tmp/lock/requirements.txt; then \
+        lock="/tmp/lock/locks/airflow-${AIRFLOW_VERSION}"; \
+        [ -f "${lock}/requirements.txt" ] || { echo "localflow: no locks/airflow-${AIRFLOW_VERSION}/: run \`python3 -m localflow secrets\` natively once, which makes it (docs/releases.md)." >&2; exit 1; }; \
+    fi \
+    && pip install --no-cache-dir --disable-pip-version-check "$(grep '^uv==' "${lock}/requirements-dev.txt")" \
     && uv pip install --system --no-cache --no-deps --compile-bytecode \
-        -r /tmp/lock/requirements.txt -r /tmp/lock/requirements-dev.txt \
+        -r "${lock}/requirements.txt" -r "${lock}/requirements-dev.txt" \
     && rm -rf /tmp/lock
 
 # Remote task logs on S3 (docs/logs.md): compose sets INSTALL_S3 while .env sets LOCALFLOW_REMOTE_LOGS.
 # A layer of its own, so that turning it on or off leaves the lock's layer above as it is.
 ARG INSTALL_S3=
 COPY requirements-s3.txt /tmp/lock/
+COPY locks /tmp/lock/locks
 RUN if [ -n "${INSTALL_S3}" ]; then \
-        uv pip install --system --no-cache --no-deps --compile-bytecode -r /tmp/lock/requirements-s3.txt; \
+        lock=/tmp/lock; [ -d "/tmp/lock/locks/airflow-${AIRFLOW_VERSION}" ] && lock="/tmp/lock/locks/airflow-${AIRFLOW_VERSION}"; \
+        uv pip install --system --no-cache --no-deps --compile-bytecode -r "${lock}/requirements-s3.txt"; \
     fi \
     && rm -rf /tmp/lock
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from localflow import bootstrap
+from localflow import bootstrap, releases
 
 PROG = "python -m localflow"
 
@@ -124,6 +124,9 @@ def _rotate_fernet_key(_args, env):
 def _lock(_args, _env):
     for lock_file in bootstrap.LOCK_INPUTS:
         subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
+    for release in releases.SUPPORTED:  # each other supported release's locks, in locks/airflow-X.Y.Z/
+        if release != releases.LOCKED:
+            bootstrap.compile_release_locks(release)
     return 0
 
 
@@ -228,7 +231,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "lock",
-        "recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from pyproject.toml",
+        "recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from pyproject.toml, and "
+        "those of each other supported Airflow release in locks/",
         _lock,
     ),
 )
@@ -316,8 +320,12 @@ def main(argv: list[str]) -> int:
 
             return supervisor.supervise(argv[2:])
         env = environment(command)
-        if sync_locks:  # the optional locks follow .env's switches (LOCALFLOW_REMOTE_LOGS)
-            bootstrap.ensure_locks(env)
+        # The venv follows .env: the release it chooses, the optional locks its switches turn on.
+        bootstrap.ensure_locks(env, sync_locks)
+        if command.name in {"up", "dag-test", "init"} and (
+            warning := releases.not_running_yet(bootstrap.installed_airflow(), command.name)
+        ):
+            print(warning, file=sys.stderr, flush=True)
         return command.run(args, env)
     except LocalflowError as error:
         print(f"localflow: {error}", file=sys.stderr)

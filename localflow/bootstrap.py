@@ -17,6 +17,8 @@ import venv
 from collections.abc import Mapping
 from pathlib import Path
 
+from localflow import releases  # the standard library only, as this module (tests/localflow/test_layout.py)
+
 WORKSPACE = Path(__file__).resolve().parent.parent
 VENV = WORKSPACE / ".venv"
 LOCK_FILES = ("requirements.txt", "requirements-dev.txt")
@@ -56,15 +58,52 @@ def uv_requirement() -> str:
     raise SystemExit("localflow: requirements-dev.txt pins no uv; run `python -m localflow lock`.")
 
 
-def compile_command(lock_file: str, output: Path | str) -> list[str]:
+def compile_command(lock_file: str, output: Path | str, release: str = releases.LOCKED) -> list[str]:
     """``uv pip compile`` of ``lock_file`` into ``output``: universal, for Linux on Python 3.10 to 3.13.
 
-    uv keeps the pins already in ``output``, so only a changed input changes the result.
+    uv keeps the pins already in ``output``, so only a changed input changes the result. For another
+    ``release`` than the default, the same inputs with its ``overrides.txt`` (the Airflow pin) and its locks.
     """
+    inputs = [
+        releases.lock_path(release, word) if word in LOCK_INPUTS else word for word in LOCK_INPUTS[lock_file]
+    ]
+    if lock_file == LOCK_FILES[0] and release != releases.LOCKED:
+        inputs += ["--override", releases.lock_path(release, releases.OVERRIDES)]
     return [
-        sys.executable, "-m", "uv", "pip", "compile", *LOCK_INPUTS[lock_file],
+        sys.executable, "-m", "uv", "pip", "compile", *inputs,
         "--universal", "--python-version", "3.10", "--quiet", "-o", str(output),
     ]  # fmt: skip
+
+
+def compile_release_locks(release: str) -> None:
+    """Write ``release``'s locks into ``locks/airflow-X.Y.Z/`` (its ``overrides.txt`` first), starting from
+    the default locks: uv keeps every pin it can, so the two sets differ only where the release needs it."""
+    folder = WORKSPACE / releases.lock_dir(release)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / releases.OVERRIDES).write_text(releases.overrides_text(release))
+    for lock_file in LOCK_INPUTS:
+        output = folder / lock_file
+        if not output.exists():
+            output.write_bytes((WORKSPACE / lock_file).read_bytes())
+        _run(compile_command(lock_file, releases.lock_path(release, lock_file), release))
+
+
+def ensure_release_locks(release: str) -> None:
+    """The locks of ``release`` exist: compiled once, on demand, for a release without committed ones."""
+    if release == releases.LOCKED or all(
+        (WORKSPACE / releases.lock_path(release, name)).exists() for name in LOCK_INPUTS
+    ):
+        return
+    print(f"localflow: locking Airflow {release} into {releases.lock_dir(release)}/ (once) ...", flush=True)
+    try:
+        compile_release_locks(release)
+    except SystemExit:
+        for name in (*LOCK_INPUTS, releases.OVERRIDES):  # only what this made: no half-made lock stays
+            (WORKSPACE / releases.lock_path(release, name)).unlink(missing_ok=True)
+        sys.exit(
+            f"localflow: cannot lock Airflow {release} (uv's output above): is {release} a release of "
+            f"apache-airflow on PyPI? Fix {releases.SETTING} in .env."
+        )
 
 
 def lock_files(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -74,13 +113,16 @@ def lock_files(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     before it exists (``None``) only the default locks count.
     """
     env = env or {}
-    return LOCK_FILES + tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if env.get(switch, "").strip())
+    names = LOCK_FILES + tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if env.get(switch, "").strip())
+    release = releases.chosen(env)  # the locks of LOCALFLOW_AIRFLOW_VERSION's release
+    return tuple(releases.lock_path(release, name) for name in names)
 
 
 def _lock_digest(lock_files: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for name in lock_files:
-        if name in OPTIONAL_LOCKS:  # named: a venv with it differs from one without, even if it is empty
+        # An optional lock is named: a venv with it differs from one without, even if it is empty.
+        if Path(name).name in OPTIONAL_LOCKS:
             digest.update(name.encode())
         digest.update((WORKSPACE / name).read_bytes())
     return digest.hexdigest()
@@ -92,8 +134,8 @@ def _run(command: list[str]) -> None:
         sys.exit(f"localflow: `{' '.join(command)}` failed (exit {result.returncode}); see the output above.")
 
 
-def ensure_venv(locks: tuple[str, ...] = LOCK_FILES) -> Path:
-    """Create or update ``.venv`` so it holds exactly ``locks``; return its interpreter."""
+def ensure_venv(locks: tuple[str, ...] = LOCK_FILES, release: str = releases.LOCKED) -> Path:
+    """Create or update ``.venv`` so it holds exactly ``locks`` (``release``'s); return its interpreter."""
     if sys.version_info < (3, 10):  # noqa: UP036 - runs on whatever python3 the user has
         sys.exit(f"localflow: Python 3.10 to 3.13 is required; this is {sys.version.split()[0]}.")
     digest = _lock_digest(locks)
@@ -103,9 +145,15 @@ def ensure_venv(locks: tuple[str, ...] = LOCK_FILES) -> Path:
         print(f"localflow: creating {VENV.name} with Python {sys.version.split()[0]} ...", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     python = str(venv_python())
-    optional = [f"{lock} ({OPTIONAL_LOCKS[lock]} is set)" for lock in locks if lock in OPTIONAL_LOCKS]
+    optional = [
+        f"{Path(lock).name} ({OPTIONAL_LOCKS[Path(lock).name]} is set)"
+        for lock in locks
+        if Path(lock).name in OPTIONAL_LOCKS
+    ]
+    release = f" of Airflow {release}" if release != releases.LOCKED else ""
     print(
-        f"localflow: installing the locked packages{' and ' + ', '.join(optional) if optional else ''} ...",
+        f"localflow: installing the locked packages{release}"
+        f"{' and ' + ', '.join(optional) if optional else ''} ...",
         flush=True,
     )
     if subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False).returncode != 0:
@@ -121,14 +169,48 @@ def reexecuted() -> bool:
     return os.environ.pop(REEXECUTED, "") == "1"
 
 
-def ensure_locks(env: Mapping[str, str]) -> None:
-    """Once ``env`` is known, in a command that ``reexecuted``: sync the venv to the lock and the optional
-    locks ``env`` switches on (a changed lock, or a switch turned on or off since the last sync).
+def ensure_locks(env: Mapping[str, str], reexecuted: bool) -> None:
+    """Once ``env`` is known: in a command that was ``reexecuted``, sync the venv to the chosen release's
+    lock and the optional locks ``env`` switches on (a changed lock, a switch turned on or off, another
+    release since the last sync).
 
     Only there: a command run with the venv's own interpreter (the tests, F5, the stack's components) uses
-    the venv as it is.
+    the venv as it is, with one line when it holds another Airflow release than ``env`` chooses.
     """
-    ensure_venv(lock_files(env))
+    try:
+        release = releases.chosen(env)
+    except releases.ReleaseError as error:
+        sys.exit(f"localflow: {error}.")
+    if refusal := releases.python_refusal(release, sys.version_info[:2]):
+        sys.exit(f"localflow: {refusal}.")
+    if reexecuted:
+        if releases.untested(release):
+            print(releases.untested_notice(release), file=sys.stderr, flush=True)
+        ensure_release_locks(release)
+        ensure_venv(lock_files(env), release)
+    elif (installed := installed_airflow()) and installed != release:
+        # The venv's own interpreter (F5, the tests) or the image: said, not synced under a running command.
+        fix = (
+            "`docker compose build`"
+            if os.environ.get("LOCALFLOW_CONTAINER") == "1"
+            else "`python3 -m localflow secrets` (any command run with python3)"
+        )
+        print(
+            f"localflow: warning: Airflow {installed} is installed but {releases.SETTING} chooses {release}; "
+            f"{fix} installs it.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def installed_airflow() -> str | None:
+    """The Airflow release this interpreter has, or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("apache-airflow")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def reexec_in_venv(argv: list[str]) -> None:

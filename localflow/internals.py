@@ -12,6 +12,12 @@ import importlib
 import inspect
 from dataclasses import dataclass
 
+from localflow import releases
+
+
+def _key(release: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in release.split("."))
+
 
 @dataclass(frozen=True)
 class Internal:
@@ -21,6 +27,9 @@ class Internal:
     an instance attribute), ``declared`` (a module-level name that is annotated and set at run time),
     ``parameters`` (a callable that takes at least ``parameters``), or ``reads`` (a callable whose code
     contains ``text``, e.g. the private environment variable it reads).
+
+    ``since``: the oldest supported release (``localflow/releases.py``) it holds in; it holds in every newer
+    one and in none older (``tests/localflow/test_internals.py`` checks both on each supported release).
     """
 
     module: str
@@ -30,6 +39,11 @@ class Internal:
     kind: str = "attribute"
     parameters: tuple[str, ...] = ()
     text: str = ""
+    since: str = releases.OLDEST
+
+    def holds_in(self, release: str) -> bool:
+        """Whether it holds in ``release`` (X.Y.Z), by ``since``."""
+        return _key(release) >= _key(self.since)
 
     @property
     def qualified_name(self) -> str:
@@ -49,6 +63,7 @@ INTERNALS = (
         "a worker runs Airflow's own loop after gc.freeze()",
         "parameters",
         ("logger_name", "input", "output", "unread_messages", "team_conf"),
+        since="3.2.2",
     ),
     Internal(
         LOCAL_EXECUTOR,
@@ -71,6 +86,7 @@ INTERNALS = (
         "LocalExecutor._spawn_workers_with_gc_freeze",
         "stack/executor.py",
         "overridden: fork only the workers queued work needs",
+        since="3.1.8",
     ),
     Internal(
         LOCAL_EXECUTOR,
@@ -83,6 +99,7 @@ INTERNALS = (
         "LocalExecutor._process_workloads",
         "stack/executor.py",
         "extended: records the workloads in flight",
+        since="3.1.8",
     ),
     Internal(
         LOCAL_EXECUTOR,
@@ -99,12 +116,27 @@ INTERNALS = (
             ("_unread_messages", "handed to each forked worker"),
         )
     ),
+    Internal(
+        "airflow.executors.workloads.base",
+        "BaseDagBundleWorkload.key",
+        "stack/executor.py",
+        "a workload's key, by which the workloads in flight are recorded",
+        since="3.3.2",
+    ),
+    Internal(
+        "airflow.executors.workloads.base",
+        "BaseDagBundleWorkload.running_state",
+        "stack/executor.py",
+        "the state a worker reports when it picks the workload up: the workloads in flight end on another",
+        since="3.3.2",
+    ),
     # --- dag-test's fast path (debugging/dagtest.py) --------------------------------------------------
     Internal(
         "airflow.dag_processing.dagbag",
         "BundleDagBag",
         "debugging/dagtest.py",
         "swapped during dag.test() for the bag already parsed",
+        since="3.2.2",
     ),
     Internal(
         EXECUTION_API,
@@ -113,6 +145,7 @@ INTERNALS = (
         "swapped for the app of execution_api.py (routes of the newest version only)",
         "parameters",
         ("lifespan",),
+        since="3.3.2",
     ),
     Internal(
         "airflow.api_fastapi.app",
@@ -120,7 +153,13 @@ INTERNALS = (
         "execution_api.py",
         "the api-server's app imported the factory by name: swapped there too",
     ),
-    Internal(EXECUTION_API, "JWTReissueMiddleware", "execution_api.py", "the same middleware as stock"),
+    Internal(
+        EXECUTION_API,
+        "JWTReissueMiddleware",
+        "execution_api.py",
+        "the same middleware as stock",
+        since="3.1.8",
+    ),
     Internal(
         EXECUTION_API,
         "_inject_trace_context_dep",
@@ -128,11 +167,16 @@ INTERNALS = (
         "the trace context dependency Airflow's factory adds",
         "parameters",
         ("routes", "mode"),
+        since="3.3.2",
     ),
     Internal(EXECUTION_API, "logger", "execution_api.py", "unhandled errors logged as Airflow's app does"),
     Internal(EXECUTION_API, "lifespan", "debugging/dagtest.py", "the in-process API's lifespan"),
     Internal(
-        EXECUTION_API, "CorrelationIdMiddleware", "debugging/dagtest.py", "the same middleware as stock"
+        EXECUTION_API,
+        "CorrelationIdMiddleware",
+        "debugging/dagtest.py",
+        "the same middleware as stock",
+        since="3.2.2",
     ),
     Internal(
         EXECUTION_API,
@@ -151,6 +195,7 @@ INTERNALS = (
         "init_error_handlers",
         "debugging/dagtest.py",
         "the same error handlers",
+        since="3.3.2",
     ),
     Internal(
         "airflow.sdk.execution_time.supervisor",
@@ -240,6 +285,7 @@ INTERNALS = (
         "ArgNotSet",
         "debugging/dagtest.py",
         "given a __deepcopy__ returning itself while a DAG is copied: NOTSET is checked by identity",
+        since="3.2.2",
     ),
     # --- A DAG file whose parsing process dies shows an import error (stack/parse_guard.py) -----------
     Internal(
@@ -249,6 +295,7 @@ INTERNALS = (
         "wrapped: a finished parse without a result gets one, with the import error",
         kind="parameters",
         parameters=("file", "proc"),
+        since="3.3.2",
     ),
     Internal(
         "airflow.sdk.execution_time.supervisor",
@@ -273,6 +320,7 @@ INTERNALS = (
         "wrapped: it creates the selector the parsing loop waits on, where the LISTEN joins",
         kind="reads",
         text="self.selector = selectors.DefaultSelector()",
+        since="3.3.2",
     ),
     Internal(
         "airflow.dag_processing.manager",
@@ -303,6 +351,7 @@ INTERNALS = (
         "set to `server` while parsing, a top-level Variable.get() also finds the database's, as in the stack",
         kind="reads",
         text='"_AIRFLOW_PROCESS_CONTEXT") == "server"',
+        since="3.1.8",
     ),
     # --- CPython: what a warm runner's fork (and F5 without one) does to be `python -m ...` -------------
     Internal("runpy", "_run_module_as_main", "debugging/warm_runner/protocol.py", "what `python -m` runs"),

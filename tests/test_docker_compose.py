@@ -310,6 +310,19 @@ def test_remote_logs_switch_starts_the_s3_server_and_points_airflow_at_it(tmp_pa
     assert model["services"]["airflow-init"]["environment"]["COMPOSE_PROFILES"] == "s3"
 
 
+@pytest.mark.parametrize(
+    ("line", "image", "arg"), [("", "latest", ""), ("LOCALFLOW_AIRFLOW_VERSION=3.1.8\n", "3.1.8", "3.1.8")]
+)
+def test_the_airflow_release_builds_its_own_image(tmp_path: Path, line: str, image: str, arg: str):
+    """Without the setting the image is as before; with it, the image of that release, tagged with it, so
+    that a switch builds it on the next `docker compose up` (docs/releases.md)."""
+    model = compose_with_env(tmp_path, line)
+    for name in AIRFLOW_SERVICES:
+        spec = model["services"][name]
+        assert spec["image"] == f"localflow-airflow:{image}", name
+        assert spec["build"]["args"]["AIRFLOW_VERSION"] == arg, name
+
+
 def test_remote_logs_connection_from_env_wins(tmp_path: Path):
     """A connection of the user's own in .env (a real bucket) replaces the local server's."""
     own = '{"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}'

@@ -60,6 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
     # Secrets, generated into .env (secrets/rules.py); the AIRFLOW__* secrets are below.
     _user("LOCALFLOW_ADMIN_PASSWORD", "secret", None, "password of the UI and REST API user admin",
           "secrets", "stack.supervisor", "watcher"),
+    # The Airflow release (docs/releases.md; the table of releases is localflow/releases.py).
+    _user("LOCALFLOW_AIRFLOW_VERSION", "release", "3.3.2", "the Airflow release: 3.0.6, 3.1.8, 3.2.2 or "
+          "3.3.2 (another 3.x patch: untested); the next command rebuilds .venv for it", "bootstrap",
+          "secrets.schema"),
     # Debugging (docs/debugging.md).
     _user("LOCALFLOW_DEBUG_TASKS", "list", "", "tasks (dag_id or dag_id.task_id, * for all, "
           "comma-separated) that wait for a debugger before they run", "debugging.support"),

@@ -255,7 +255,16 @@ def ensure_database() -> None:
             or f"cannot reach the metadata database at {url.host or url.database} ({reason}); start it, "
             "or fix AIRFLOW__DATABASE__SQL_ALCHEMY_CONN in .env."
         ) from None
-    if not migrated:
+    if migrated:
+        from localflow.secrets import schema
+
+        with settings.engine.connect() as connection:
+            refusal = schema.newer_than_installed(
+                set(connection.scalars(sa.text("SELECT version_num FROM alembic_version")))
+            )
+        if refusal:  # a database a newer Airflow migrated: said, and left as it is
+            raise LocalflowError(refusal)
+    else:
         print("localflow: first run: migrating the metadata database (once) ...", flush=True)
         db.upgradedb()
 
@@ -325,10 +334,11 @@ def run(
     isolation.keep_triggers_local()  # the running stack's triggerer must leave this run's triggers alone
     with support.untraced():  # Airflow's imports and configuration: the bulk of a traced start-up
         import airflow.sdk  # noqa: F401
-        from airflow.dag_processing import dagbag  # noqa: F401
 
         require_in_dags_folder(path)
-        ensure_database()
+        ensure_database()  # first: a database this release cannot run on is said before anything else
+        from airflow.dag_processing import dagbag  # noqa: F401
+
         support.make_context_inspectable()
     from airflow.configuration import conf
     from airflow.sdk.listener import get_listener_manager

@@ -87,6 +87,7 @@ def prepare(workspace: Path, env: Mapping[str, str]) -> dict[str, str]:
     passwords.write(
         Path(effective["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), effective[ADMIN_PASSWORD]
     )
+    schema.refuse_downgrade(effective)  # a database a newer Airflow migrated: said, and left as it is
     if not schema.is_current(effective):
         run_airflow(["db", "migrate"], effective, "migrating the metadata database")
     ensure_settings_file(workspace)

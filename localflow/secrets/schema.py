@@ -7,6 +7,7 @@ not the newest of the installed Airflow's migration scripts, or when a setting m
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import re
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from localflow import releases
+from localflow.errors import LocalflowError
 from localflow.secrets import keyguard
 
 REVISION = re.compile(r"^revision\s*=\s*['\"](\w+)['\"]", re.MULTILINE)
@@ -24,11 +27,11 @@ QUOTED = re.compile(r"['\"](\w+)['\"]")
 OWN_MIGRATIONS = ("AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__DATABASE__EXTERNAL_DB_MANAGERS")
 
 
-def head_revisions() -> set[str]:
-    """The revisions no migration script of the installed Airflow builds on (alembic's heads)."""
+def _revisions() -> tuple[set[str], set[str]]:
+    """Every revision of the installed Airflow's migration scripts, and those another one builds on."""
     spec = importlib.util.find_spec("airflow")
     if spec is None or not spec.submodule_search_locations:
-        return set()
+        return set(), set()
     revisions: set[str] = set()
     parents: set[str] = set()
     for script in (Path(spec.submodule_search_locations[0]) / "migrations" / "versions").glob("*.py"):
@@ -36,7 +39,57 @@ def head_revisions() -> set[str]:
         revisions.update(REVISION.findall(text))
         for line in DOWN_REVISION.findall(text):
             parents.update(QUOTED.findall(line))
+    return revisions, parents
+
+
+def head_revisions() -> set[str]:
+    """The revisions no migration script of the installed Airflow builds on (alembic's heads)."""
+    revisions, parents = _revisions()
     return revisions - parents
+
+
+def known_revisions() -> set[str]:
+    """Every revision the installed Airflow's migration scripts know: a database at another is newer."""
+    return _revisions()[0]
+
+
+def newer_than_installed(current: set[str]) -> str | None:
+    """The one-line refusal for a database at revisions ``current`` the installed Airflow does not know
+    (migrated by a newer release, which alone has the scripts to downgrade it), or None."""
+    known = known_revisions()
+    unknown = sorted(current - known)
+    if not known or not unknown:
+        return None
+    release = importlib.metadata.version("apache-airflow")
+    heads = " ".join(sorted(head_revisions()))
+    return (
+        f"the metadata database is at revision {', '.join(unknown)}, which Airflow {release} does not know: "
+        f"a newer release migrated it, and only that one can downgrade it. Nothing was changed. Either set "
+        f"{releases.SETTING} in .env back to that release and run `python3 -m localflow airflow db "
+        f"downgrade --to-revision {heads}`, then choose {release} again; or point "
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN at another database (natively: move .airflow/airflow.db aside)"
+    )
+
+
+def database_revisions(env: Mapping[str, str]) -> set[str]:
+    """The alembic revisions the database of ``env`` is at (none when it is new or unreachable)."""
+    engine = keyguard.metadata_engine(env)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return set()
+            return set(connection.scalars(sa.text("SELECT version_num FROM alembic_version")))
+    except sa.exc.SQLAlchemyError:
+        return set()
+    finally:
+        engine.dispose()
+
+
+def refuse_downgrade(env: Mapping[str, str]) -> None:
+    """Stop, touching nothing, when the database of ``env`` was migrated by a newer Airflow than installed."""
+    refusal = newer_than_installed(database_revisions(env))
+    if refusal:
+        raise LocalflowError(refusal)
 
 
 def is_current(env: Mapping[str, str]) -> bool:
@@ -44,14 +97,4 @@ def is_current(env: Mapping[str, str]) -> bool:
     if any(env.get(name) for name in OWN_MIGRATIONS):
         return False
     heads = head_revisions()
-    engine = keyguard.metadata_engine(env)
-    try:
-        with engine.connect() as connection:
-            if not sa.inspect(connection).has_table("alembic_version"):
-                return False
-            current = set(connection.scalars(sa.text("SELECT version_num FROM alembic_version")))
-    except sa.exc.SQLAlchemyError:
-        return False
-    finally:
-        engine.dispose()
-    return bool(heads) and current == heads
+    return bool(heads) and database_revisions(env) == heads

@@ -7,23 +7,51 @@ run or the scheduler silently.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
+from collections.abc import Callable
 
 import pytest
 
-from localflow import internals
+from localflow import internals, releases
+from testkit import releases as testkit_releases
 from testkit.environment import REPO
 
 
 @pytest.mark.parametrize("internal", internals.INTERNALS, ids=lambda internal: internal.qualified_name)
 def test_internal_still_exists(internal: internals.Internal):
-    """The installed packages still have it, in the shape the workspace uses."""
+    """The installed packages still have it, in the shape the workspace uses (from its ``since`` on)."""
+    installed = importlib.metadata.version("apache-airflow")
     problem = internals.problem(internal)
+    if not internal.holds_in(installed):
+        assert problem, f"{internal.qualified_name} holds in {installed}: its since={internal.since} is wrong"
+        return
     assert problem is None, (
         f"{problem}: localflow/{internal.used_by} relies on it ({internal.why}); installed: "
-        f"apache-airflow {importlib.metadata.version('apache-airflow')}. Adapt that module and "
-        "localflow/internals.py to the new version."
+        f"apache-airflow {installed}. Adapt that module and localflow/internals.py to the new version."
     )
+
+
+@pytest.fixture(scope="module")
+def problems_by_release() -> Callable[[str], dict[str, str | None]]:
+    """Each supported release's probe of the internals, made once (its venv built on first use)."""
+    return functools.cache(testkit_releases.internal_problems)
+
+
+@pytest.mark.releases
+@pytest.mark.parametrize("release", releases.SUPPORTED)
+@pytest.mark.parametrize("internal", internals.INTERNALS, ids=lambda internal: internal.qualified_name)
+def test_internal_holds_in_the_releases_it_states(
+    internal: internals.Internal, release: str, problems_by_release
+):
+    """In each supported release's own venv the internal holds exactly from its ``since`` on."""
+    problem = problems_by_release(release)[internal.qualified_name]
+    if internal.holds_in(release):
+        assert problem is None, f"{problem} in Airflow {release}: localflow/{internal.used_by} relies on it"
+    else:
+        assert problem, (
+            f"{internal.qualified_name} holds in Airflow {release}: since={internal.since} is wrong"
+        )
 
 
 def private_names_used(path) -> set[str]:

@@ -132,6 +132,7 @@ def test_the_plugin_loads_only_light_modules():
 # (module, what it must not import, why): the rules the package docstrings state.
 FORBIDDEN = [
     ("localflow.bootstrap", "localflow", "runs before anything is installed"),
+    ("localflow.releases", "localflow", "the bootstrap reads it before anything is installed"),
     ("localflow.debugging.support", "localflow.config.settings", "loaded inside every task process"),
     ("localflow.stack.executor", "localflow", "loaded inside the scheduler, natively and in compose"),
     ("localflow.stack.task_output", "localflow", "loaded inside every task process"),
@@ -154,6 +155,8 @@ ALLOWED = {
         for name in ("localflow.stack.executor", "localflow.stack.task_output", "localflow.stack.workers")
         for dependency in ("localflow.config", "localflow.config.registry")
     ),
+    ("localflow.bootstrap", "localflow"),
+    ("localflow.bootstrap", "localflow.releases"),
     ("localflow.container.entrypoint", "localflow"),
     ("localflow.container.entrypoint", "localflow.config"),
     ("localflow.container.entrypoint", "localflow.config.codespaces"),

@@ -42,3 +42,27 @@ def test_migrated_database(migrated_env, case, revision, extra, current):
         with engine.begin() as connection:
             connection.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": head})
         engine.dispose()
+
+
+def test_known_revisions_are_alembics():
+    """Every revision found by reading the scripts is one alembic knows, and none is missed."""
+    from airflow.utils.db import _get_script_object
+
+    assert schema.known_revisions() == {script.revision for script in _get_script_object().walk_revisions()}
+
+
+@pytest.mark.parametrize(
+    ("revision", "refused"),
+    [(None, False), ("9ff64e1c35d3", False), ("a0b1c2d3e4f5", True)],
+    ids=["head", "older", "newer"],
+)
+def test_only_a_revision_the_release_does_not_know_is_refused(revision, refused: bool):
+    """The head and older revisions migrate as always; an unknown one (a newer release's) is refused."""
+    current = schema.head_revisions() if revision is None else {revision}
+    refusal = schema.newer_than_installed(current)
+    assert bool(refusal) is refused
+    if refused:
+        assert (
+            "a0b1c2d3e4f5" in refusal
+            and "--to-revision " + " ".join(sorted(schema.head_revisions())) in refusal
+        )

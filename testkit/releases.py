@@ -1,0 +1,80 @@
+"""A venv per supported Airflow release, built from its lock, for the tests that run on every release.
+
+Each is made once in ``~/.cache/localflow/releases/airflow-X.Y.Z`` (``uv pip sync`` of the release's locks
+with compiled bytecode, as the bootstrap does) and kept while its locks are unchanged (a stamp of their
+hash). The workspace's own code runs in it from the checkout (``PYTHONPATH``), never installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from localflow import bootstrap, releases
+from testkit.environment import REPO
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "localflow" / "releases"
+
+
+def locks(release: str) -> list[str]:
+    """The two lock files of ``release``'s venv, relative to the repository."""
+    return [releases.lock_path(release, name) for name in bootstrap.LOCK_FILES]
+
+
+def release_venv(release: str) -> Path:
+    """The interpreter of a venv holding exactly ``release``'s locks (built or synced when needed)."""
+    venv = CACHE / f"airflow-{release}"
+    python = venv / "bin" / "python"
+    digest = hashlib.sha256(b"".join((REPO / lock).read_bytes() for lock in locks(release))).hexdigest()
+    stamp = venv / ".localflow-lock.sha256"
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return python
+    uv = [sys.executable, "-m", "uv"]
+    if not python.exists():
+        subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run(
+        [*uv, "pip", "sync", "--quiet", "--python", str(python), "--compile-bytecode", *locks(release)],
+        cwd=REPO,
+        check=True,
+        timeout=900,
+    )
+    stamp.write_text(digest)
+    return python
+
+
+def run_in(release: str, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -c CODE`` in ``release``'s venv, with the checkout's localflow importable."""
+    return subprocess.run(
+        [str(release_venv(release)), "-c", code],
+        cwd=REPO,
+        env={**(env or os.environ), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+# Prints what localflow/internals.py finds in the venv's Airflow, one JSON line after a marker (Airflow may
+# log to stdout on import).
+PROBE = """
+import json, os, tempfile
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="localflow-probe-")
+from localflow import internals
+found = {internal.qualified_name: internals.problem(internal) for internal in internals.INTERNALS}
+print("LOCALFLOW-PROBE", json.dumps(found))
+"""
+
+
+def internal_problems(release: str) -> dict[str, str | None]:
+    """``internals.problem`` of every internal, in ``release``'s venv: qualified name → problem or None."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    result = run_in(release, PROBE, env)
+    for line in result.stdout.splitlines():
+        if line.startswith("LOCALFLOW-PROBE "):
+            return json.loads(line.split(" ", 1)[1])
+    raise AssertionError(f"the probe failed in Airflow {release}'s venv: {result.stderr[-2000:]}")

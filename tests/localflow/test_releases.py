@@ -1,0 +1,268 @@
+"""The Airflow release chosen in .env: the values refused or accepted, the switch, the database it refuses.
+
+The tests marked ``releases`` build venvs of other releases from PyPI (slow: ``-m "not releases"`` leaves
+them out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from localflow import bootstrap, releases
+from localflow.config import registry
+from testkit.environment import REPO
+from testkit.native_stack import make_workspace, run_localflow, stack_environment
+from tests.localflow.test_bad_input import VALID_ENV
+from tests.localflow.test_bootstrap import COPIED
+from tests.localflow.test_bootstrap import run_localflow as run_plain
+
+SETTING = releases.SETTING
+
+
+@pytest.mark.parametrize(
+    ("value", "release"),
+    [(None, "3.3.2"), ("", "3.3.2"), (" 3.1.8 ", "3.1.8"), ("3.0.6", "3.0.6"), ("3.1.7", "3.1.7")],
+)
+def test_accepted_releases(value, release: str):
+    """Unset or empty is the locked release; a supported one or another 3.x patch is taken as written."""
+    env = {} if value is None else {SETTING: value}
+    assert releases.chosen(env) == release
+    assert releases.untested(release) is (release == "3.1.7")
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (
+            "2.10.5",
+            "Airflow 2 is not supported (the workspace is for Airflow 3); the oldest supported release is 3.0.6",
+        ),
+        ("3.1", "is not a release: write MAJOR.MINOR.PATCH, one of 3.0.6, 3.1.8, 3.2.2, 3.3.2"),
+        ("latest", "is not a release"),
+        ("3.1.8rc1", "is not a release"),
+        ("4.0.0", "Airflow 4 is not supported yet; choose one of 3.0.6, 3.1.8, 3.2.2, 3.3.2"),
+    ],
+)
+def test_refused_releases(value: str, said: str):
+    """What cannot run is refused, the message naming what to write instead."""
+    with pytest.raises(releases.ReleaseError, match=re.escape(said)):
+        releases.chosen({SETTING: value})
+
+
+def test_a_release_is_refused_on_a_python_it_does_not_install_on():
+    """Airflow 3.0.6 (SQLAlchemy 1.4) has no wheels for Python 3.13: one line saying so, not a failed build."""
+    refusal = releases.python_refusal("3.0.6", (3, 13))
+    assert refusal and "Airflow 3.0.6 installs on Python 3.10 to 3.12, this is 3.13" in refusal
+    assert releases.python_refusal("3.0.6", (3, 12)) is None
+    assert all(releases.python_refusal(release, (3, 13)) is None for release in ("3.1.8", "3.2.2", "3.3.2"))
+
+
+def test_one_default_release_everywhere():
+    """The locked release is pyproject.toml's pin, requirements.txt's, the registry's default, the newest."""
+    assert f'"apache-airflow[postgres,celery]=={releases.LOCKED}"' in (REPO / "pyproject.toml").read_text()
+    assert f"\napache-airflow=={releases.LOCKED}\n" in (REPO / "requirements.txt").read_text()
+    assert registry.BY_NAME[SETTING].default == releases.LOCKED == releases.SUPPORTED[-1]
+    assert all(release in registry.BY_NAME[SETTING].help for release in releases.SUPPORTED)
+    assert releases.AIRFLOW_REQUIREMENT in (REPO / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize("release", [r for r in releases.SUPPORTED if r != releases.LOCKED])
+def test_each_supported_release_has_its_locks(release: str):
+    """Each other supported release's locks are committed and pin it: a switch needs no resolve."""
+    folder = REPO / releases.lock_dir(release)
+    assert (folder / releases.OVERRIDES).read_text() == releases.overrides_text(release)
+    for name in bootstrap.LOCK_INPUTS:
+        text = (folder / name).read_text()
+        assert f"\napache-airflow=={release}" in text or name == "requirements-dev.txt", name
+    env = {SETTING: release, "LOCALFLOW_REMOTE_LOGS": "s3://b/l"}
+    assert bootstrap.lock_files(env) == tuple(releases.lock_path(release, n) for n in bootstrap.LOCK_INPUTS)
+    assert bootstrap.lock_files({}) == bootstrap.LOCK_FILES  # the default path is as it was
+
+
+def linked_copy(root: Path) -> Path:
+    """A copy of the workspace whose .venv is the checkout's own (for commands refused before any sync)."""
+    for name in (*COPIED, "requirements-s3.txt", "locks"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    (root / ".venv").symlink_to(REPO / ".venv")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("2.10.5", "the oldest supported release is 3.0.6."),
+        ("3.1", "is not a release: write MAJOR.MINOR.PATCH, one of 3.0.6, 3.1.8, 3.2.2, 3.3.2."),
+    ],
+)
+def test_the_command_line_refuses_in_one_line(tmp_path: Path, value: str, said: str):
+    """`python3 -m localflow secrets` with a release it cannot run: one line, exit 1, .env and .venv as
+    they were."""
+    workspace = linked_copy(tmp_path)
+    env_text = VALID_ENV + f"{SETTING}={value}\n"
+    (workspace / ".env").write_text(env_text)
+    stamp = bootstrap.STAMP.read_bytes()
+    result = run_plain(workspace, "secrets")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"localflow: {SETTING}="), result.stderr
+    assert lines[-1].endswith(said), result.stderr
+    assert "Traceback" not in result.stderr
+    assert (workspace / ".env").read_text() == env_text
+    assert bootstrap.STAMP.read_bytes() == stamp
+
+
+def test_the_venvs_own_interpreter_says_another_release_and_refuses_a_bad_one(tmp_path: Path):
+    """Run with .venv's interpreter (F5, the tests), nothing is synced: a release other than the installed
+    one is a warning naming the command that installs it; one it cannot run is refused as by the bootstrap."""
+    workspace = make_workspace(tmp_path)
+    (workspace / ".env").write_text(VALID_ENV)
+    (workspace / ".env").chmod(0o600)
+    other = run_localflow(stack_environment(workspace, None, **{SETTING: "3.1.8"}), "secrets")
+    assert other.returncode == 0, other.stderr
+    assert (
+        f"localflow: warning: Airflow 3.3.2 is installed but {SETTING} chooses 3.1.8; `python3 -m localflow "
+        "secrets` (any command run with python3) installs it." in other.stderr.splitlines()
+    )
+    same = run_localflow(stack_environment(workspace, None), "secrets")
+    assert same.returncode == 0 and "installed but" not in same.stderr, same.stderr
+    bad = run_localflow(stack_environment(workspace, None, **{SETTING: "2.10.5"}), "secrets")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1].endswith("the oldest supported release is 3.0.6."), bad.stderr
+    assert (workspace / ".env").read_text() == VALID_ENV
+
+
+def digest(database: Path) -> str:
+    """What the SQLite database holds: its schema and rows (SQLite may rewrite a page header on a read)."""
+    connection = sqlite3.connect(database)
+    try:
+        return hashlib.sha256("\n".join(connection.iterdump()).encode()).hexdigest()
+    finally:
+        connection.close()
+
+
+def test_a_database_newer_than_the_release_is_refused_untouched(tmp_path: Path):
+    """A database at a revision the installed Airflow does not know (a newer one migrated it): `up` and
+    `dag-test` say so in one line, naming the way out, and change nothing of it or of .env."""
+    workspace = make_workspace(tmp_path)
+    (workspace / ".env").write_text(VALID_ENV)
+    (workspace / ".env").chmod(0o600)
+    env = stack_environment(workspace, None)
+    migrated = run_localflow(env, "airflow", "db", "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    database = workspace / ".airflow" / "airflow.db"
+    connection = sqlite3.connect(database)  # as the next release would leave it
+    connection.execute("UPDATE alembic_version SET version_num = 'a0b1c2d3e4f5'")
+    connection.commit()
+    connection.close()
+    before = digest(database), (workspace / ".env").read_text()
+    for command in (["up"], ["dag-test", str(workspace / "dags" / "example_etl.py")]):
+        result = run_localflow(env, *command)
+        assert result.returncode == 1, result.stdout + result.stderr
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith(
+            "localflow: the metadata database is at revision a0b1c2d3e4f5, which Airflow 3.3.2"
+        ), line
+        assert "airflow db downgrade --to-revision" in line and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in line
+        assert (digest(database), (workspace / ".env").read_text()) == before, command
+
+
+def airflow_version(workspace: Path) -> str:
+    result = subprocess.run(
+        [workspace / ".venv" / "bin" / "python", "-c", "import airflow; print(airflow.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
+@pytest.mark.releases
+def test_switch_to_an_older_release_and_back(tmp_path: Path):
+    """A fresh copy on 3.3.2 with a migrated database; LOCALFLOW_AIRFLOW_VERSION=3.1.8 rebuilds .venv with
+    3.1.8, whose dag-test refuses the newer database untouched; a fresh database migrates to 3.1.8's head;
+    removing the line brings 3.3.2 back, and dag-test runs on the first database. .env survives it all."""
+    workspace = tmp_path / "workspace"
+    for name in (*COPIED, "requirements-s3.txt", "locks", "dags", "plugins", "airflow_settings.example.yaml"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, workspace / name)
+    for command in (["secrets"], ["airflow", "db", "migrate"]):
+        first = run_plain(workspace, *command)
+        assert first.returncode == 0, first.stdout + first.stderr
+    assert airflow_version(workspace) == "3.3.2"
+    secrets = (workspace / ".env").read_text()
+    database = workspace / ".airflow" / "airflow.db"
+    migrated = digest(database)
+
+    (workspace / ".env").write_text(secrets + f"{SETTING}=3.1.8\n")
+    refused = run_plain(workspace, "dag-test", "dags/example_etl.py")
+    assert "installing the locked packages of Airflow 3.1.8" in refused.stdout, (
+        refused.stdout + refused.stderr
+    )
+    assert airflow_version(workspace) == "3.1.8"
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert releases.not_running_yet("3.1.8", "dag-test") in refused.stderr  # said before it fails
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "which Airflow 3.1.8 does not know" in line and "--to-revision 509b94a1042d" in line, line
+    assert digest(database) == migrated
+
+    database.rename(database.with_suffix(".db.3.3.2"))  # the way out the line names: another database
+    ran = run_plain(workspace, "airflow", "db", "migrate")  # dag-test itself does not run on 3.1.8 yet
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    connection = sqlite3.connect(database)
+    assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("509b94a1042d",)]
+    connection.close()
+    assert (workspace / ".env").read_text() == secrets + f"{SETTING}=3.1.8\n"
+
+    database.with_suffix(".db.3.3.2").replace(database)
+    (workspace / ".env").write_text(secrets)
+    back = run_plain(workspace, "dag-test", "dags/example_etl.py")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "installing the locked packages ..." in back.stdout
+    assert airflow_version(workspace) == "3.3.2"
+    assert (workspace / ".env").read_text() == secrets
+
+
+@pytest.mark.releases
+def test_an_untested_patch_is_locked_once_and_said(tmp_path: Path):
+    """Another 3.x patch (3.1.7): one line says it is untested; its locks are compiled into locks/ once."""
+    workspace = linked_copy(tmp_path)
+    (workspace / ".venv").unlink()  # a venv of its own, which the bootstrap builds: this one changes
+    (workspace / ".env").write_text(VALID_ENV + f"{SETTING}=3.1.7\n")
+    result = run_plain(workspace, "secrets")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert releases.untested_notice("3.1.7") in result.stderr
+    assert "locking Airflow 3.1.7 into locks/airflow-3.1.7/ (once)" in result.stdout
+    assert (
+        "\napache-airflow==3.1.7\n"
+        in (workspace / "locks" / "airflow-3.1.7" / "requirements.txt").read_text()
+    )
+    assert airflow_version(workspace) == "3.1.7"
+    again = run_plain(workspace, "secrets")
+    assert again.returncode == 0 and "locking" not in again.stdout and "installing" not in again.stdout
+
+
+# installed release, whether up / dag-test / init say they do not run on it yet
+READINESS_CASES = (("3.3.2", False), (None, False), ("3.1.8", True), ("3.2.2", True), ("3.0.6", True))
+
+
+@pytest.mark.parametrize(("installed", "said"), READINESS_CASES)
+def test_a_release_the_stack_does_not_run_on_yet_is_said(installed, said: bool):
+    """On a release where `up` and F5 do not run yet, one line says so and how to go back, before they fail."""
+    line = releases.not_running_yet(installed, "up")
+    assert (line is not None) is said
+    if said:
+        assert f"Airflow {installed}" in line and "docs/releases.md" in line and "\n" not in line
