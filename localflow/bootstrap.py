@@ -1,8 +1,9 @@
 """Make ``.venv`` from the lock on a machine that has nothing but Python, then run inside it.
 
 Standard library only: this runs before anything is installed. The venv holds exactly the pins of
-``requirements.txt`` and ``requirements-dev.txt`` (the same lock the image and CI install), plus an optional
-lock while ``.env`` turns on what needs it (``requirements-s3.txt``: remote task logs), with compiled
+``requirements.txt`` and ``requirements-dev.txt`` (the same lock the image and CI install), the user's
+packages (``requirements-user.txt``), plus an optional lock while ``.env`` turns on what needs it
+(``requirements-s3.txt``: remote task logs), with compiled
 bytecode, which makes every Airflow process start about 2 s sooner on machines that set
 PYTHONDONTWRITEBYTECODE. A stamp of the lock's hash makes the second run instant.
 """
@@ -28,7 +29,16 @@ LOCK_INPUTS = {
     "requirements-s3.txt": (
         "--group", "pyproject.toml:s3", "-c", "requirements.txt", "-c", "requirements-dev.txt",
     ),
+    # Your packages (docs/packages.md): constrained by every lock above, so that none of their pins moves.
+    "requirements-user.txt": (
+        "requirements-user.in", "-c", "requirements.txt", "-c", "requirements-dev.txt",
+        "-c", "requirements-s3.txt",
+    ),
 }  # fmt: skip
+# The user's own packages, kept apart from the workspace's: `add` and `remove` edit the input, never the
+# workspace's locks, and the venv always holds this lock (with the default ones).
+USER_INPUT = "requirements-user.in"
+USER_LOCK = "requirements-user.txt"
 # Optional locks, each installed only while its switch is set in .env (or the environment), and removed
 # again when it is not: nothing of it is in the default venv (docs/logs.md).
 OPTIONAL_LOCKS = {"requirements-s3.txt": "LOCALFLOW_REMOTE_LOGS"}
@@ -68,13 +78,15 @@ def compile_command(lock_file: str, output: Path | str) -> list[str]:
 
 
 def lock_files(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The lock files the venv holds: the default two, and each optional one whose switch ``env`` sets.
+    """The lock files the venv holds: the default two, each optional one whose switch ``env`` sets, and
+    the user's packages (``USER_LOCK``; a copy of the workspace without it holds none).
 
     ``env`` is the environment ``python -m localflow`` computed (with .env), read once inside the venv;
     before it exists (``None``) only the default locks count.
     """
     env = env or {}
-    return LOCK_FILES + tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if env.get(switch, "").strip())
+    optional = tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if env.get(switch, "").strip())
+    return LOCK_FILES + optional + ((USER_LOCK,) if (WORKSPACE / USER_LOCK).exists() else ())
 
 
 def _lock_digest(lock_files: tuple[str, ...]) -> str:
@@ -92,8 +104,10 @@ def _run(command: list[str]) -> None:
         sys.exit(f"localflow: `{' '.join(command)}` failed (exit {result.returncode}); see the output above.")
 
 
-def ensure_venv(locks: tuple[str, ...] = LOCK_FILES) -> Path:
-    """Create or update ``.venv`` so it holds exactly ``locks``; return its interpreter."""
+def ensure_venv(locks: tuple[str, ...] | None = None) -> Path:
+    """Create or update ``.venv`` so it holds exactly ``locks`` (by default ``lock_files()``); return its
+    interpreter."""
+    locks = lock_files() if locks is None else locks
     if sys.version_info < (3, 10):  # noqa: UP036 - runs on whatever python3 the user has
         sys.exit(f"localflow: Python 3.10 to 3.13 is required; this is {sys.version.split()[0]}.")
     digest = _lock_digest(locks)
