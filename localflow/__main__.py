@@ -142,8 +142,8 @@ def _packages(args, env):
     pid = ownership.running_pid(Path(env["AIRFLOW_HOME"])) if "AIRFLOW_HOME" in env else None
     if pid:
         print(
-            f"localflow: the stack of this workspace (PID {pid}) imports a new package in its next task; "
-            "a provider, or a package it had imported before, takes a restart: Ctrl-C it, then `up`.",
+            f"localflow: the stack of this workspace runs (PID {pid}): restart it (Ctrl-C, then "
+            f"`{PROG} up`) so that every component has the change.",
             flush=True,
         )
     return code

@@ -40,8 +40,24 @@ def uv(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("name", bootstrap.LOCK_INPUTS)
 def test_every_requirement_is_pinned(name: str):
-    """Each lock file pins every package exactly (the seed installs it with --no-deps)."""
-    assert len(pins(name)) > 10
+    """Each lock file pins every package exactly (the seed installs it with --no-deps); the user's lock
+    holds what requirements-user.in asks for, nothing by default."""
+    assert len(pins(name)) > 10 or name == bootstrap.USER_LOCK
+
+
+def test_users_lock_is_theirs_alone():
+    """requirements-user.txt is compiled from requirements-user.in against every workspace lock (so none
+    of their pins moves) and is in every venv; the workspace's locks never read it."""
+    assert bootstrap.LOCK_INPUTS[bootstrap.USER_LOCK][0] == bootstrap.USER_INPUT
+    constraints = bootstrap.LOCK_INPUTS[bootstrap.USER_LOCK][1:]
+    assert constraints == tuple(
+        word for lock in bootstrap.LOCK_INPUTS if lock != bootstrap.USER_LOCK for word in ("-c", lock)
+    )
+    assert list(bootstrap.LOCK_INPUTS)[-1] == bootstrap.USER_LOCK  # `lock` compiles it last
+    for lock, inputs in bootstrap.LOCK_INPUTS.items():
+        if lock != bootstrap.USER_LOCK:
+            assert bootstrap.USER_LOCK not in inputs and bootstrap.USER_INPUT not in inputs, lock
+    assert bootstrap.lock_files({})[-1] == bootstrap.USER_LOCK
 
 
 def test_lock_names_the_workspace_packages():
@@ -53,14 +69,12 @@ def test_lock_names_the_workspace_packages():
     assert {"ruff", "pytest", "uv"} <= dev
 
 
-@pytest.mark.parametrize("name", ["requirements-dev.txt", "requirements-s3.txt"])
+@pytest.mark.parametrize("name", ["requirements-dev.txt", "requirements-s3.txt", "requirements-user.txt"])
 def test_lock_agrees_with_the_locks_it_is_compiled_against(name: str):
     """A package in two files has the same pin in both, so the venv, the image and CI match, and turning
-    remote logs on adds packages without changing one."""
-    earlier = {
-        **pins("requirements.txt"),
-        **(pins("requirements-dev.txt") if name.endswith("s3.txt") else {}),
-    }
+    remote logs on adds packages without changing one, nor do the user's packages."""
+    locks = list(bootstrap.LOCK_INPUTS)
+    earlier = {key: version for lock in locks[: locks.index(name)] for key, version in pins(lock).items()}
     for key, version in pins(name).items():
         if key in earlier:
             assert earlier[key] == version, key
@@ -102,6 +116,7 @@ def test_lock_installs_from_wheels_on_linux(python: str, tmp_path: Path):
     the optional S3 lock too."""
     result = uv(
         "pip", "compile", "requirements.txt", "requirements-dev.txt", "requirements-s3.txt",
+        "requirements-user.txt",
         "--python-version", python, "--python-platform", "x86_64-manylinux_2_28",
         "--only-binary", ":all:", "--quiet", "-o", str(tmp_path / "resolved.txt"),
     )  # fmt: skip
@@ -117,3 +132,16 @@ def test_image_venv_and_ci_install_the_same_lock():
     assert 'if [ -n "${INSTALL_S3}" ]; then' in dockerfile
     assert "-r /tmp/lock/requirements-s3.txt" in dockerfile
     assert bootstrap.LOCK_FILES == ("requirements.txt", "requirements-dev.txt")
+
+
+def test_image_installs_the_users_lock_in_its_own_last_layer():
+    """The Dockerfile installs requirements-user.txt after every other lock, in a layer of its own, so that
+    `add` then a rebuild redoes only that layer (and the next build holds the user's packages)."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copy = "COPY requirements-user.txt /tmp/lock/"
+    assert dockerfile.count(copy) == 1
+    after = dockerfile.split(copy, 1)[1]
+    install = after.split("\nCOPY ", 1)[0]
+    assert "-r /tmp/lock/requirements-user.txt" in install and "--no-deps" in install, install
+    assert "requirements.txt" not in after.replace("requirements-user.txt", "")
+    assert dockerfile.index("-r /tmp/lock/requirements-s3.txt") < dockerfile.index(copy)

@@ -16,7 +16,8 @@ from localflow.config import settings
 from testkit.environment import REPO
 
 COPIED = (
-    "localflow", "requirements.txt", "requirements-dev.txt", "requirements-user.in", "requirements-user.txt",
+    "localflow", "requirements.txt", "requirements-dev.txt", "requirements-s3.txt", "requirements-user.in",
+    "requirements-user.txt",
     ".env.example", "pyproject.toml",
 )  # fmt: skip
 
