@@ -142,8 +142,8 @@ def _packages(args, env):
     pid = ownership.running_pid(Path(env["AIRFLOW_HOME"])) if "AIRFLOW_HOME" in env else None
     if pid:
         print(
-            f"localflow: the stack of this workspace runs (PID {pid}): restart it (Ctrl-C, then "
-            f"`{PROG} up`) so that every component has the change.",
+            f"localflow: the stack of this workspace runs (PID {pid}): its next tasks import what was added; "
+            f"for a provider or a new version of a package it had imported, restart it (Ctrl-C, `{PROG} up`).",
             flush=True,
         )
     return code

@@ -76,6 +76,13 @@ def conflict(output: str, change: str) -> str:
     the pins it names are looked up in the workspace's locks, so the line says which one holds each.
     """
     lines = output.splitlines()
+    if "error sending request" in output:  # no answer from the registry (a proxy, a certificate, offline)
+        reason = [line.strip() for line in lines if line.strip().startswith("cause:")][-1:] or ["no answer"]
+        return (
+            f"{change}: uv could not reach the package registry ({reason[0].removeprefix('cause:').strip()}), "
+            "so nothing was changed; behind a proxy with its own certificate, set SSL_CERT_FILE to its "
+            "bundle or UV_SYSTEM_CERTS=true."
+        )
     cause = next(
         (" ".join(more.strip() for more in lines[index:]) for index, line in enumerate(lines)
          if line.strip().startswith("cause:")),

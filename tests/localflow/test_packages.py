@@ -3,6 +3,7 @@ copy of the workspace with a venv of its own, against the real PyPI (docs/packag
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -108,6 +109,21 @@ def test_a_package_pypi_does_not_have_is_one_line(workspace: Path):
     assert files(workspace) == before
 
 
+def test_an_unreachable_registry_is_one_line(workspace: Path, monkeypatch: pytest.MonkeyPatch):
+    """No answer from the package index (here a closed port) is one line saying so, and nothing changes."""
+    monkeypatch.setenv("UV_DEFAULT_INDEX", "http://127.0.0.1:9/simple")
+    before = files(workspace)
+    result = run_localflow(workspace, "add", PACKAGE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"localflow: `add {PACKAGE}`: uv could not reach the package registry ("), (
+        lines
+    )
+    assert "so nothing was changed" in lines[0]
+    assert files(workspace) == before
+
+
 def test_removing_the_workspaces_own_package_is_refused(workspace: Path):
     """`remove ruff` says ruff is the workspace's, not the user's, and changes nothing."""
     before = files(workspace)
@@ -189,14 +205,19 @@ def test_a_running_stack_runs_an_added_package_in_its_next_task(workspace: Path)
         stack.wait_healthy()
         assert stack.wait_for_run("uses_package", stack.trigger("uses_package")) == "failed"
 
-        added = subprocess.run(
-            [workspace / ".venv" / "bin" / "python", "-m", "localflow", "add", PACKAGE],
-            cwd=workspace,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+        shell = {
+            key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "LOCALFLOW"))
+        }
+        added = (
+            subprocess.run(  # from the user's shell (its proxy and certificates), on the stack's workspace
+                [workspace / ".venv" / "bin" / "python", "-m", "localflow", "add", PACKAGE],
+                cwd=workspace,
+                env={**shell, **env},
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
         )
         assert added.returncode == 0, added.stdout + added.stderr
         assert f"the stack of this workspace runs (PID {process.pid})" in added.stdout, added.stdout
