@@ -121,7 +121,7 @@ def _rotate_fernet_key(_args, env):
     return rotate_fernet_key(env)
 
 
-def _lock(_args, _env):
+def _lock(_args, env):
     from localflow import packages
 
     for lock_file in bootstrap.LOCK_INPUTS:
@@ -129,6 +129,7 @@ def _lock(_args, _env):
             packages.relock(f"{bootstrap.USER_INPUT} (as it is now)")
             continue
         subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
+    print(f"localflow: locked; {packages.install(env)}.", flush=True)  # .venv holds what was just locked
     return 0
 
 

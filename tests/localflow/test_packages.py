@@ -137,8 +137,8 @@ def test_removing_the_workspaces_own_package_is_refused(workspace: Path):
 
 
 def test_lock_keeps_a_hand_edit_and_refuses_a_conflict(workspace: Path):
-    """A line added by hand to requirements-user.in is pinned by `lock`; a conflicting one is refused
-    with the same two lines, the lock as it was."""
+    """A line added by hand to requirements-user.in is pinned by `lock`, which syncs .venv; a conflicting
+    one is refused with the same two lines, the lock as it was."""
     source = workspace / bootstrap.USER_INPUT
     original = source.read_text()
     try:
@@ -154,9 +154,11 @@ def test_lock_keeps_a_hand_edit_and_refuses_a_conflict(workspace: Path):
         locked = run_localflow(workspace, "lock")
         assert locked.returncode == 0, locked.stdout + locked.stderr
         assert (PACKAGE, "") in pins(workspace / bootstrap.USER_LOCK)
+        assert imports(workspace, PACKAGE), "`lock` did not sync .venv"
     finally:
         source.write_text(original)
         assert run_localflow(workspace, "lock").returncode == 0
+    assert not imports(workspace, PACKAGE)
 
 
 USES_PACKAGE = f'''"""A task that imports {PACKAGE}, which only `add` installs."""
@@ -187,6 +189,7 @@ uses_package()
 def test_a_running_stack_runs_an_added_package_in_its_next_task(workspace: Path):
     """With `up` running, a task that imports a package fails; after `add` (which says to restart for a
     provider) the next run of it succeeds, with no restart."""
+    assert not imports(workspace, PACKAGE)
     make_workspace(workspace)
     (workspace / "dags" / "uses_package.py").write_text(USES_PACKAGE)
     env = stack_environment(workspace, None)
