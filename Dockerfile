@@ -47,6 +47,12 @@ RUN if [ -n "${INSTALL_S3}" ]; then \
     fi \
     && rm -rf /tmp/lock
 
+# Your packages (requirements-user.txt, locked against the lock above: docs/packages.md). Last, in a
+# layer of its own: after `python -m localflow add`, a rebuild redoes this layer only.
+COPY requirements-user.txt /tmp/lock/
+RUN uv pip install --system --no-cache --no-deps --compile-bytecode -r /tmp/lock/requirements-user.txt \
+    && rm -rf /tmp/lock
+
 # The workspace tooling (entrypoint, secrets hook, init). The workspace itself is bind-mounted.
 COPY localflow /opt/localflow/localflow
 ENV PYTHONPATH=/opt/localflow \

@@ -121,13 +121,36 @@ def _rotate_fernet_key(_args, env):
     return rotate_fernet_key(env)
 
 
-def _lock(_args, _env):
+def _lock(_args, env):
+    from localflow import packages
+
     for lock_file in bootstrap.LOCK_INPUTS:
+        if lock_file == bootstrap.USER_LOCK:  # yours: a conflict with the locks above said in a line or two
+            packages.relock(f"{bootstrap.USER_INPUT} (as it is now)")
+            continue
         subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
     for release in releases.SUPPORTED:  # each other supported release's locks, in locks/airflow-X.Y.Z/
         if release != releases.LOCKED:
             bootstrap.compile_release_locks(release)
+    print(f"localflow: locked; {packages.install(env)}.", flush=True)  # .venv holds what was just locked
     return 0
+
+
+def _packages(args, env):
+    from pathlib import Path
+
+    from localflow import packages
+    from localflow.stack import ownership
+
+    code = packages.main(args.command, args.packages, env)
+    pid = ownership.running_pid(Path(env["AIRFLOW_HOME"])) if "AIRFLOW_HOME" in env else None
+    if pid:
+        print(
+            f"localflow: the stack of this workspace runs (PID {pid}): its next tasks import what was added; "
+            f"for a provider or a new version of a package it had imported, restart it (Ctrl-C, `{PROG} up`).",
+            flush=True,
+        )
+    return code
 
 
 def _test(args, env):
@@ -232,8 +255,25 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "lock",
         "recompile requirements.txt, requirements-dev.txt and requirements-s3.txt from pyproject.toml, and "
-        "those of each other supported Airflow release in locks/",
+        "those of each other supported Airflow release in locks/, and requirements-user.txt from "
+        "requirements-user.in",
         _lock,
+    ),
+    Command(
+        "add",
+        "add your packages or providers (add pandas apache-airflow-providers-http): requirements-user.in, "
+        "locked against Airflow's pins, installed",
+        _packages,
+        (arg("packages", nargs="+", metavar="PACKAGE", help="a requirement: pandas, pandas==2.2.3, ..."),),
+        description="Adds each PACKAGE to requirements-user.in (or changes its version there), locks it into "
+        "requirements-user.txt against the workspace's pins (a conflict is refused and nothing changes) and "
+        "installs the lock into .venv (docs/packages.md).",
+    ),
+    Command(
+        "remove",
+        "remove your packages from requirements-user.in, its lock and .venv",
+        _packages,
+        (arg("packages", nargs="+", metavar="PACKAGE", help="a name in requirements-user.in"),),
     ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}

@@ -1,8 +1,9 @@
 """Make ``.venv`` from the lock on a machine that has nothing but Python, then run inside it.
 
 Standard library only: this runs before anything is installed. The venv holds exactly the pins of
-``requirements.txt`` and ``requirements-dev.txt`` (the same lock the image and CI install), plus an optional
-lock while ``.env`` turns on what needs it (``requirements-s3.txt``: remote task logs), with compiled
+``requirements.txt`` and ``requirements-dev.txt`` (the same lock the image and CI install), the user's
+packages (``requirements-user.txt``), plus an optional lock while ``.env`` turns on what needs it
+(``requirements-s3.txt``: remote task logs), with compiled
 bytecode, which makes every Airflow process start about 2 s sooner on machines that set
 PYTHONDONTWRITEBYTECODE. A stamp of the lock's hash makes the second run instant.
 """
@@ -30,7 +31,18 @@ LOCK_INPUTS = {
     "requirements-s3.txt": (
         "--group", "pyproject.toml:s3", "-c", "requirements.txt", "-c", "requirements-dev.txt",
     ),
+    # Your packages (docs/packages.md): constrained by every lock above, so that none of their pins moves.
+    "requirements-user.txt": (
+        "requirements-user.in", "-c", "requirements.txt", "-c", "requirements-dev.txt",
+        "-c", "requirements-s3.txt",
+    ),
 }  # fmt: skip
+# The user's own packages, kept apart from the workspace's: `add` and `remove` edit the input, never the
+# workspace's locks, and the venv always holds this lock (with the default ones).
+USER_INPUT = "requirements-user.in"
+USER_LOCK = "requirements-user.txt"
+# The workspace's own locks, which each Airflow release has a set of (locks/airflow-X.Y.Z/).
+RELEASE_LOCKS = tuple(name for name in LOCK_INPUTS if name != USER_LOCK)
 # Optional locks, each installed only while its switch is set in .env (or the environment), and removed
 # again when it is not: nothing of it is in the default venv (docs/logs.md).
 OPTIONAL_LOCKS = {"requirements-s3.txt": "LOCALFLOW_REMOTE_LOGS"}
@@ -81,7 +93,7 @@ def compile_release_locks(release: str) -> None:
     folder = WORKSPACE / releases.lock_dir(release)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / releases.OVERRIDES).write_text(releases.overrides_text(release))
-    for lock_file in LOCK_INPUTS:
+    for lock_file in RELEASE_LOCKS:
         output = folder / lock_file
         if not output.exists():
             output.write_bytes((WORKSPACE / lock_file).read_bytes())
@@ -91,14 +103,14 @@ def compile_release_locks(release: str) -> None:
 def ensure_release_locks(release: str) -> None:
     """The locks of ``release`` exist: compiled once, on demand, for a release without committed ones."""
     if release == releases.LOCKED or all(
-        (WORKSPACE / releases.lock_path(release, name)).exists() for name in LOCK_INPUTS
+        (WORKSPACE / releases.lock_path(release, name)).exists() for name in RELEASE_LOCKS
     ):
         return
     print(f"localflow: locking Airflow {release} into {releases.lock_dir(release)}/ (once) ...", flush=True)
     try:
         compile_release_locks(release)
     except SystemExit:
-        for name in (*LOCK_INPUTS, releases.OVERRIDES):  # only what this made: no half-made lock stays
+        for name in (*RELEASE_LOCKS, releases.OVERRIDES):  # only what this made: no half-made lock stays
             (WORKSPACE / releases.lock_path(release, name)).unlink(missing_ok=True)
         sys.exit(
             f"localflow: cannot lock Airflow {release} (uv's output above): is {release} a release of "
@@ -107,7 +119,8 @@ def ensure_release_locks(release: str) -> None:
 
 
 def lock_files(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The lock files the venv holds: the default two, and each optional one whose switch ``env`` sets.
+    """The lock files the venv holds: the default two, each optional one whose switch ``env`` sets, and
+    the user's packages (``USER_LOCK``; a copy of the workspace without it holds none).
 
     ``env`` is the environment ``python -m localflow`` computed (with .env), read once inside the venv;
     before it exists (``None``) only the default locks count.
@@ -115,7 +128,8 @@ def lock_files(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     env = env or {}
     names = LOCK_FILES + tuple(lock for lock, switch in OPTIONAL_LOCKS.items() if env.get(switch, "").strip())
     release = releases.chosen(env)  # the locks of LOCALFLOW_AIRFLOW_VERSION's release
-    return tuple(releases.lock_path(release, name) for name in names)
+    workspace_locks = tuple(releases.lock_path(release, name) for name in names)
+    return workspace_locks + ((USER_LOCK,) if (WORKSPACE / USER_LOCK).exists() else ())
 
 
 def _lock_digest(lock_files: tuple[str, ...]) -> str:
@@ -134,8 +148,10 @@ def _run(command: list[str]) -> None:
         sys.exit(f"localflow: `{' '.join(command)}` failed (exit {result.returncode}); see the output above.")
 
 
-def ensure_venv(locks: tuple[str, ...] = LOCK_FILES, release: str = releases.LOCKED) -> Path:
-    """Create or update ``.venv`` so it holds exactly ``locks`` (``release``'s); return its interpreter."""
+def ensure_venv(locks: tuple[str, ...] | None = None, release: str = releases.LOCKED) -> Path:
+    """Create or update ``.venv`` so it holds exactly ``locks`` (by default ``lock_files()``, ``release``'s);
+    return its interpreter."""
+    locks = lock_files() if locks is None else locks
     if sys.version_info < (3, 10):  # noqa: UP036 - runs on whatever python3 the user has
         sys.exit(f"localflow: Python 3.10 to 3.13 is required; this is {sys.version.split()[0]}.")
     digest = _lock_digest(locks)

@@ -17,7 +17,9 @@ from localflow import bootstrap, releases
 from testkit.environment import REPO
 
 # Every lock file: the default release's at the top, then each other supported release's in locks/.
-LOCKS = [(release, name) for release in releases.SUPPORTED for name in bootstrap.LOCK_INPUTS]
+LOCKS = [(release, name) for release in releases.SUPPORTED for name in bootstrap.RELEASE_LOCKS] + [
+    (releases.LOCKED, bootstrap.USER_LOCK)  # your packages: locked against the default release's locks
+]
 LOCK_IDS = [releases.lock_path(release, name) for release, name in LOCKS]
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;]+)(\s*;\s*(.+))?$")
 
@@ -43,8 +45,24 @@ def uv(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("name", LOCK_IDS)
 def test_every_requirement_is_pinned(name: str):
-    """Each lock file pins every package exactly (the seed installs it with --no-deps)."""
-    assert len(pins(name)) > 10
+    """Each lock file pins every package exactly (the seed installs it with --no-deps); the user's lock
+    holds what requirements-user.in asks for, nothing by default."""
+    assert len(pins(name)) > 10 or name == bootstrap.USER_LOCK
+
+
+def test_users_lock_is_theirs_alone():
+    """requirements-user.txt is compiled from requirements-user.in against every workspace lock (so none
+    of their pins moves) and is in every venv; the workspace's locks never read it."""
+    assert bootstrap.LOCK_INPUTS[bootstrap.USER_LOCK][0] == bootstrap.USER_INPUT
+    constraints = bootstrap.LOCK_INPUTS[bootstrap.USER_LOCK][1:]
+    assert constraints == tuple(
+        word for lock in bootstrap.LOCK_INPUTS if lock != bootstrap.USER_LOCK for word in ("-c", lock)
+    )
+    assert list(bootstrap.LOCK_INPUTS)[-1] == bootstrap.USER_LOCK  # `lock` compiles it last
+    for lock, inputs in bootstrap.LOCK_INPUTS.items():
+        if lock != bootstrap.USER_LOCK:
+            assert bootstrap.USER_LOCK not in inputs and bootstrap.USER_INPUT not in inputs, lock
+    assert bootstrap.lock_files({})[-1] == bootstrap.USER_LOCK
 
 
 def test_lock_names_the_workspace_packages():
@@ -68,6 +86,14 @@ def test_lock_agrees_with_the_locks_it_is_compiled_against(name: str, release: s
     for key, version in pins(releases.lock_path(release, name)).items():
         if key in earlier:
             assert earlier[key] == version, key
+
+
+def test_users_lock_agrees_with_the_workspace_locks():
+    """Your packages move none of the workspace's pins (requirements-user.txt is locked against them)."""
+    workspace = {key: version for name in bootstrap.RELEASE_LOCKS for key, version in pins(name).items()}
+    for key, version in pins(bootstrap.USER_LOCK).items():
+        if key in workspace:
+            assert workspace[key] == version, key
 
 
 def test_s3_packages_are_only_in_their_own_lock():
@@ -108,7 +134,8 @@ def test_lock_installs_from_wheels_on_linux(python: str, release: str, tmp_path:
     """For each supported Python and Airflow release, every pinned package has a Linux wheel and the set is
     consistent, with the optional S3 lock too."""
     result = uv(
-        "pip", "compile", *(releases.lock_path(release, name) for name in bootstrap.LOCK_INPUTS),
+        "pip", "compile", *(releases.lock_path(release, name) for name in bootstrap.RELEASE_LOCKS),
+        *((bootstrap.USER_LOCK,) if release == releases.LOCKED else ()),
         "--python-version", python, "--python-platform", "x86_64-manylinux_2_28",
         "--only-binary", ":all:", "--quiet", "-o", str(tmp_path / "resolved.txt"),
     )  # fmt: skip
@@ -133,3 +160,16 @@ def test_image_venv_and_ci_install_the_same_lock():
         and 'lock="/tmp/lock/locks/airflow-${AIRFLOW_VERSION}"' in dockerfile
     )
     assert bootstrap.LOCK_FILES == ("requirements.txt", "requirements-dev.txt")
+
+
+def test_image_installs_the_users_lock_in_its_own_last_layer():
+    """The Dockerfile installs requirements-user.txt after every other lock, in a layer of its own, so that
+    `add` then a rebuild redoes only that layer (and the next build holds the user's packages)."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copy = "COPY requirements-user.txt /tmp/lock/"
+    assert dockerfile.count(copy) == 1
+    after = dockerfile.split(copy, 1)[1]
+    install = after.split("\nCOPY ", 1)[0]
+    assert "-r /tmp/lock/requirements-user.txt" in install and "--no-deps" in install, install
+    assert "requirements.txt" not in after.replace("requirements-user.txt", "")
+    assert dockerfile.index('-r "${lock}/requirements-s3.txt"') < dockerfile.index(copy)

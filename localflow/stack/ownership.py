@@ -109,3 +109,20 @@ def end(processes: list[psutil.Process], timeout: float) -> list[int]:
             process.kill()
     psutil.wait_procs(alive, timeout=timeout)
     return [process.pid for process in processes]
+
+
+def running_pid(state_dir: Path) -> int | None:
+    """The PID of the ``up`` that holds this workspace's stack lock now, or None when no stack runs."""
+    try:
+        fd = os.open(state_dir / LOCK_FILE_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read(fd).get("pid")
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

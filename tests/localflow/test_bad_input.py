@@ -215,6 +215,9 @@ CASES = (
         "`get` takes the NAME of one variable of .env",
     ),
     ("supervise-by-hand", nothing, ["up", "--supervise"], 1, "run `python -m localflow up`"),
+    ("add-not-a-requirement", nothing, ["add", "foo@@bar"], 1, "'foo@@bar' is not a package requirement"),
+    ("remove-not-yours", nothing, ["remove", "pandas"], 1, "not in requirements-user.in: pandas;"),
+    ("add-nothing", nothing, ["add"], 2, "the following arguments are required: PACKAGE"),
 )
 
 

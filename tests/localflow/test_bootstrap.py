@@ -15,7 +15,11 @@ from localflow import bootstrap
 from localflow.config import settings
 from testkit.environment import REPO
 
-COPIED = ("localflow", "requirements.txt", "requirements-dev.txt", ".env.example", "pyproject.toml")
+COPIED = (
+    "localflow", "requirements.txt", "requirements-dev.txt", "requirements-s3.txt", "requirements-user.in",
+    "requirements-user.txt",
+    ".env.example", "pyproject.toml",
+)  # fmt: skip
 
 
 def base_python() -> str:
@@ -101,4 +105,4 @@ def test_s3_lock_follows_the_switch(tmp_path: Path, env_file: str | None, shell,
     base = {} if shell is None else {"LOCALFLOW_REMOTE_LOGS": shell}
     env = settings.native_environment(tmp_path, base=base)
     expected = (*bootstrap.LOCK_FILES, "requirements-s3.txt") if synced else bootstrap.LOCK_FILES
-    assert bootstrap.lock_files(env) == expected
+    assert bootstrap.lock_files(env) == (*expected, bootstrap.USER_LOCK)

@@ -78,12 +78,16 @@ def test_each_supported_release_has_its_locks(release: str):
     """Each other supported release's locks are committed and pin it: a switch needs no resolve."""
     folder = REPO / releases.lock_dir(release)
     assert (folder / releases.OVERRIDES).read_text() == releases.overrides_text(release)
-    for name in bootstrap.LOCK_INPUTS:
+    for name in bootstrap.RELEASE_LOCKS:
         text = (folder / name).read_text()
         assert f"\napache-airflow=={release}" in text or name == "requirements-dev.txt", name
     env = {SETTING: release, "LOCALFLOW_REMOTE_LOGS": "s3://b/l"}
-    assert bootstrap.lock_files(env) == tuple(releases.lock_path(release, n) for n in bootstrap.LOCK_INPUTS)
-    assert bootstrap.lock_files({}) == bootstrap.LOCK_FILES  # the default path is as it was
+    workspace_locks = tuple(releases.lock_path(release, n) for n in bootstrap.RELEASE_LOCKS)
+    assert bootstrap.lock_files(env) == (
+        *workspace_locks,
+        bootstrap.USER_LOCK,
+    )  # your packages: every release
+    assert bootstrap.lock_files({}) == (*bootstrap.LOCK_FILES, bootstrap.USER_LOCK)  # the default path
 
 
 def linked_copy(root: Path) -> Path:
