@@ -72,6 +72,7 @@ INTERNALS = (
         "its workers copy every task log line to the scheduler's output: undone by write_task_logs_once",
         "reads",
         text="subprocess_logs_to_stdout=True",
+        since="3.3.2",
     ),
     Internal(
         "airflow.executors.base_executor",
@@ -80,6 +81,7 @@ INTERNALS = (
         "wrapped in each worker to pass subprocess_logs_to_stdout=False",
         "parameters",
         ("workload", "subprocess_logs_to_stdout"),
+        since="3.3.2",
     ),
     Internal(
         LOCAL_EXECUTOR,

@@ -26,6 +26,7 @@ from localflow.polling import WaitTimeout, wait_until
 from localflow.secrets import rules, store
 from testkit.environment import REPO
 
+# Its env.sh exports LOCALFLOW_ENGINE_DIR (the engine's state): CI's shell, and so every test, carries it.
 SHARED_CONTAINERS = Path(os.environ.get("LOCALFLOW_SHARED_CONTAINERS", REPO.parent / "shared" / "containers"))
 DESKTOP_UID = 1000  # the first user of a Linux desktop, who owns the clone
 DEFAULT_PORT = 8080

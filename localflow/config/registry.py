@@ -157,6 +157,8 @@ SETTINGS: tuple[Setting, ...] = (
     _test("LOCALFLOW_CHROMEDRIVER", "path", "the ChromeDriver of the UI tests", "testkit.browser"),
     _test("LOCALFLOW_SCREENSHOTS", "path", "folder the UI tests save the README's pictures into",
           "tests.localflow.stack.test_ui"),
+    _test("LOCALFLOW_ENGINE_DIR", "path", "where ../shared/containers keeps the container engine (its env.sh "
+          "exports it)", "testkit.containers"),
     _test("LOCALFLOW_SHARED_CONTAINERS", "path", "the container engine scripts", "testkit.containers"),
 )  # fmt: skip
 
