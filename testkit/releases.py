@@ -65,13 +65,13 @@ PROBE = """
 import json, os, tempfile
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="localflow-probe-")
 from localflow import internals
-found = {internal.qualified_name: internals.problem(internal) for internal in internals.INTERNALS}
+found = [internals.problem(internal) for internal in internals.INTERNALS]  # one name may have two checks
 print("LOCALFLOW-PROBE", json.dumps(found))
 """
 
 
-def internal_problems(release: str) -> dict[str, str | None]:
-    """``internals.problem`` of every internal, in ``release``'s venv: qualified name → problem or None."""
+def internal_problems(release: str) -> list[str | None]:
+    """``internals.problem`` of every internal, in ``release``'s venv, in the order of ``INTERNALS``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     result = run_in(release, PROBE, env)
     for line in result.stdout.splitlines():

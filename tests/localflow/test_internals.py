@@ -33,7 +33,7 @@ def test_internal_still_exists(internal: internals.Internal):
 
 
 @pytest.fixture(scope="module")
-def problems_by_release() -> Callable[[str], dict[str, str | None]]:
+def problems_by_release() -> Callable[[str], list[str | None]]:
     """Each supported release's probe of the internals, made once (its venv built on first use)."""
     return functools.cache(testkit_releases.internal_problems)
 
@@ -45,7 +45,7 @@ def test_internal_holds_in_the_releases_it_states(
     internal: internals.Internal, release: str, problems_by_release
 ):
     """In each supported release's own venv the internal holds exactly from its ``since`` on."""
-    problem = problems_by_release(release)[internal.qualified_name]
+    problem = problems_by_release(release)[internals.INTERNALS.index(internal)]
     if internal.holds_in(release):
         assert problem is None, f"{problem} in Airflow {release}: localflow/{internal.used_by} relies on it"
     else:
