@@ -54,7 +54,8 @@ def test_add_in_the_container_locks_then_a_rebuild_redoes_only_that_layer(stack:
     finally:  # the first build, untagged by the rebuild: not left on the shared engine
         stack.run("docker", "rmi", first_image, check=False)
     log = rebuilt.stdout + rebuilt.stderr
-    lock_step = re.search(r"^#(\d+) \[[^\]]*\] RUN pip install .*uv==", log, re.MULTILINE)
+    # The workspace's lock layer: the RUN that installs uv and the locks of the chosen release.
+    lock_step = re.search(r"^#(\d+) \[[^\]]*\] RUN .*pip install .*uv==", log, re.MULTILINE)
     assert lock_step, log[-3000:]
     assert re.search(rf"^#{lock_step[1]} CACHED", log, re.MULTILINE), log[-3000:]
     # The user's layer runs, or comes from the cache of an earlier build of the same lock (a shared engine).
