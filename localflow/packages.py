@@ -24,7 +24,6 @@ from localflow.errors import LocalflowError
 # The workspace, not the package's checkout: in the image the package is in /opt/localflow.
 INPUT = settings.WORKSPACE / bootstrap.USER_INPUT
 LOCK = settings.WORKSPACE / bootstrap.USER_LOCK
-WORKSPACE_LOCKS = tuple(lock for lock in bootstrap.LOCK_INPUTS if lock != bootstrap.USER_LOCK)
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;]+)")
 EXAMPLE = "e.g. pandas, pandas==2.2.3, apache-airflow-providers-http>=5"
 
@@ -98,7 +97,7 @@ def conflict(output: str, change: str) -> str:
         return f"{change}: no package {missing} in the package registry (PyPI; a typo?); nothing was changed."
     held: dict[str, str] = {}
     for name, version in re.findall(r"([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([0-9][^\s,]*)", first):
-        for lock in WORKSPACE_LOCKS:
+        for lock in bootstrap.RELEASE_LOCKS:
             if version in locked(settings.WORKSPACE / lock).get(canonicalize_name(name), ()):
                 held.setdefault(f"{name}=={version}", lock)
                 break
@@ -178,7 +177,7 @@ def remove(names: list[str], env: Mapping[str, str]) -> str:
     missing = sorted(gone - set(mine))
     if missing:
         workspace = sorted(name for name in missing if any(name in locked(settings.WORKSPACE / lock)
-                                                            for lock in WORKSPACE_LOCKS))  # fmt: skip
+                                                            for lock in bootstrap.RELEASE_LOCKS))  # fmt: skip
         why = f" ({', '.join(workspace)}: the workspace's own, in pyproject.toml)" if workspace else ""
         raise LocalflowError(
             f"not in {bootstrap.USER_INPUT}: {', '.join(missing)}{why}; yours are: "
