@@ -17,7 +17,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from localflow import bootstrap
+from localflow import bootstrap, releases
 from localflow.config import settings
 from localflow.errors import LocalflowError
 
@@ -147,7 +147,7 @@ def install(env: Mapping[str, str]) -> str:
             "(`docker compose up -d --build`, or Dev Containers: Rebuild Container), which redoes that "
             "layer only"
         )
-    bootstrap.ensure_venv(bootstrap.lock_files(env))
+    bootstrap.ensure_venv(bootstrap.lock_files(env), releases.chosen(env))
     return f"{bootstrap.VENV.name} is synced to it"
 
 
