@@ -70,11 +70,7 @@ def dag_test_environment(workspace: Path, home: Path, secrets: Mapping[str, str]
         settings.CALLER_ENV: "1",
         "LOCALFLOW_WORKSPACE": str(workspace),
         "LOCALFLOW_SETTINGS_FILE": str(settings_file),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / settings.PASSWORDS_FILE_NAME),
+        **settings.home_settings(home),
         **secrets,
     }
     return settings.native_environment(workspace, base=base)

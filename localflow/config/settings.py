@@ -64,6 +64,21 @@ def without_owned(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environ.items() if not workspace_owns(name)}
 
 
+def home_settings(home: Path) -> dict[str, str]:
+    """What an Airflow home holds: the home itself, its SQLite database, task logs, bundles, passwords file.
+
+    ``.airflow/`` for native runs; a throwaway folder for what must write nothing of the workspace's
+    (``check``'s dag-test, the settings check of ``test`` and ``check``).
+    """
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE_NAME),
+    }
+
+
 def native_environment(
     workspace: Path = WORKSPACE, base: Mapping[str, str] | None = None, *, read_env_file: bool = True
 ) -> dict[str, str]:
@@ -75,15 +90,10 @@ def native_environment(
     ``base`` marked with ``CALLER_ENV=1`` wins over everything instead.
     """
     base = dict(os.environ if base is None else base)
-    state = workspace / STATE_DIR_NAME
     env = {
-        "AIRFLOW_HOME": str(state),
+        **home_settings(workspace / STATE_DIR_NAME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(workspace / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(workspace / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{state / 'airflow.db'}",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(state / "logs"),
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(state / "bundles"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(state / PASSWORDS_FILE_NAME),
         **shared_settings(),
     }
     env_file = workspace / ENV_FILE_NAME

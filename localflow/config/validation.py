@@ -17,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
-from localflow.config import registry
+from localflow.config import registry, settings
 from localflow.errors import LocalflowError
 
 PREFIX = "AIRFLOW__"
@@ -127,11 +128,8 @@ def warn_in_child(env: Mapping[str, str]) -> None:
     with tempfile.TemporaryDirectory(prefix="localflow-validation-") as home:
         child_env = {
             **env,
-            "AIRFLOW_HOME": home,
+            **settings.home_settings(Path(home)),
             "AIRFLOW_CONFIG": os.path.join(home, "airflow.cfg"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": os.path.join(home, "logs"),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": os.path.join(home, "bundles"),
         }
         subprocess.run([sys.executable, "-m", __name__], env=child_env, check=False)
 
