@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
-from localflow.config import envfile, registry, settings_yaml
+from localflow.config import envfile, registry
 from localflow.errors import LocalflowError
 
 SWITCH = "LOCALFLOW_REMOTE_LOGS"
@@ -88,6 +88,9 @@ def uses_local_server(env: Mapping[str, str], settings_file: Path) -> bool:
         return False
     if env.get(CONN_VARIABLE) != airflow_settings(env)[CONN_VARIABLE]:
         return False
+    # Imported here: PyYAML is not for the quick commands that import this module (`secrets get`).
+    from localflow.config import settings_yaml
+
     return CONN_ID not in settings_yaml.read(settings_file).connections
 
 
