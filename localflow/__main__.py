@@ -121,16 +121,16 @@ def _rotate_fernet_key(_args, env):
     return rotate_fernet_key(env)
 
 
-def _lock(_args, env):
+def _lock(args, env):
     from localflow import packages
 
     for lock_file in bootstrap.LOCK_INPUTS:
         if lock_file == bootstrap.USER_LOCK:  # yours: a conflict with the locks above said in a line or two
             packages.relock(f"{bootstrap.USER_INPUT} (as it is now)")
-            continue
-        subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
+        elif not args.yours:
+            subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
     for release in releases.SUPPORTED:  # each other supported release's locks, in locks/airflow-X.Y.Z/
-        if release != releases.LOCKED:
+        if release != releases.LOCKED and not args.yours:
             bootstrap.compile_release_locks(release)
     print(f"localflow: locked; {packages.install(env)}.", flush=True)  # .venv holds what was just locked
     return 0
@@ -258,6 +258,13 @@ COMMANDS: tuple[Command, ...] = (
         "those of each other supported Airflow release in locks/, and requirements-user.txt from "
         "requirements-user.in",
         _lock,
+        arguments=(
+            arg(
+                "--yours",
+                action="store_true",
+                help="only requirements-user.txt, after a hand edit of requirements-user.in (seconds, not minutes)",
+            ),
+        ),
     ),
     Command(
         "add",

@@ -137,21 +137,21 @@ def test_removing_the_workspaces_own_package_is_refused(workspace: Path):
 
 
 def test_lock_keeps_a_hand_edit_and_refuses_a_conflict(workspace: Path):
-    """A line added by hand to requirements-user.in is pinned by `lock`, which syncs .venv; a conflicting
-    one is refused with the same two lines, the lock as it was."""
+    """A line added by hand to requirements-user.in is pinned by `lock --yours`, which syncs .venv; a
+    conflicting one is refused with the same two lines, the lock as it was; plain `lock` (every lock) too."""
     source = workspace / bootstrap.USER_INPUT
     original = source.read_text()
     try:
         source.write_text(original + "apache-airflow==2.10.5\n")
         lock_before = (workspace / bootstrap.USER_LOCK).read_bytes()
-        refused = run_localflow(workspace, "lock")
+        refused = run_localflow(workspace, "lock", "--yours")
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "apache-airflow==3.3.2 (requirements.txt)" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 2, refused.stderr
         assert (workspace / bootstrap.USER_LOCK).read_bytes() == lock_before
 
         source.write_text(original + PACKAGE + "\n")
-        locked = run_localflow(workspace, "lock")
+        locked = run_localflow(workspace, "lock", "--yours")
         assert locked.returncode == 0, locked.stdout + locked.stderr
         assert (PACKAGE, "") in pins(workspace / bootstrap.USER_LOCK)
         assert imports(workspace, PACKAGE), "`lock` did not sync .venv"
