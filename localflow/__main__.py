@@ -128,7 +128,9 @@ def _lock(args, env):
         if lock_file == bootstrap.USER_LOCK:  # yours: a conflict with the locks above said in a line or two
             packages.relock(f"{bootstrap.USER_INPUT} (as it is now)")
         elif not args.yours:
-            subprocess.run(bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True)
+            subprocess.run(
+                bootstrap.compile_command(lock_file, lock_file), cwd=bootstrap.WORKSPACE, check=True
+            )
     for release in releases.SUPPORTED:  # each other supported release's locks, in locks/airflow-X.Y.Z/
         if release != releases.LOCKED and not args.yours:
             bootstrap.compile_release_locks(release)
