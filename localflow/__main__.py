@@ -155,8 +155,12 @@ def _packages(args, env):
 
 def _upgrade_check(args, env):
     from localflow import upgrade
+    from localflow.secrets.rules import SECRETS
 
-    return upgrade.main(args.release, env, args.timeout)
+    # Throwaway secrets for the throwaway homes of both releases, as `check` has: .env is never written.
+    return upgrade.main(
+        args.release, env, args.timeout, {secret.name: secret.generate() for secret in SECRETS}
+    )
 
 
 def _test(args, env):

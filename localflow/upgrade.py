@@ -15,13 +15,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from localflow import bootstrap, checks, packages, releases, upgrade_probe
 from localflow.config import settings, settings_yaml
 from localflow.errors import LocalflowError
-from localflow.secrets.rules import SECRETS
 
 # Besides Airflow's own packages and yours: what a DAG meets directly, or what breaks most when it moves.
 KEY_PACKAGES = frozenset(
@@ -56,7 +56,7 @@ def candidate_release(text: str) -> str:
     return release
 
 
-def probe_environment(workspace: Path, home: Path) -> dict[str, str]:
+def probe_environment(workspace: Path, home: Path, secrets: Mapping[str, str]) -> dict[str, str]:
     """Stock Airflow in a throwaway home: the DAGs folder, no plugins loaded (plugins/ importable), throwaway
     secrets, and airflow_settings.yaml's connections and variables as AIRFLOW_CONN_/AIRFLOW_VAR_ variables,
     which every release reads."""
@@ -70,7 +70,7 @@ def probe_environment(workspace: Path, home: Path) -> dict[str, str]:
         **{f"AIRFLOW_CONN_{conn_id.upper()}": value for conn_id, value in stored.connections.items()},
         **{f"AIRFLOW_VAR_{key.upper()}": value for key, value in stored.variables.items()},
         **settings.home_settings(home),
-        **{secret.name: secret.generate() for secret in SECRETS},
+        **secrets,
         "AIRFLOW_CONFIG": str(home / "airflow.cfg"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(workspace / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
@@ -106,12 +106,12 @@ def ruff_findings(python: Path, workspace: Path) -> set[str]:
     return {line for line in result.stdout.splitlines() if FINDING.match(line)}
 
 
-def measure(side: Side, workspace: Path, files: list[Path], timeout: int) -> None:
+def measure(side: Side, workspace: Path, files: list[Path], timeout: int, secrets: Mapping[str, str]) -> None:
     """Parse, migrate a throwaway SQLite database (at once, in parallel) and ``dag.test()`` every DAG."""
     try:
         with tempfile.TemporaryDirectory(prefix=f"localflow-upgrade-{side.release}-") as folder:
             home = Path(folder)
-            env = probe_environment(workspace, home)
+            env = probe_environment(workspace, home, secrets)
             migrate = subprocess.Popen(
                 [str(side.python), "-m", "airflow", "db", "migrate"],
                 cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -273,8 +273,8 @@ def current_side(release: str) -> Side:
     return Side(release, bootstrap.release_venv(release, locks, name), locks)
 
 
-def main(candidate_text: str, env: dict[str, str], timeout: int) -> int:
-    """Measure both releases, print the table; 1 when something got worse on the candidate."""
+def main(candidate_text: str, env: dict[str, str], timeout: int, secrets: Mapping[str, str]) -> int:
+    """Measure both releases (``secrets``: throwaway ones), print the table; 1 when something got worse."""
     try:
         current = releases.chosen(env)
     except releases.ReleaseError as error:
@@ -298,11 +298,11 @@ def main(candidate_text: str, env: dict[str, str], timeout: int) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="localflow-upgrade-") as folder:
         now = current_side(current)
-        measuring = threading.Thread(target=measure, args=(now, workspace, files, timeout))
+        measuring = threading.Thread(target=measure, args=(now, workspace, files, timeout, secrets))
         measuring.start()  # the current release is measured while the candidate's venv is made
         try:
             then, conflict = build_candidate(candidate, Path(folder))
-            measure(then, workspace, files, timeout)
+            measure(then, workspace, files, timeout, secrets)
         finally:
             measuring.join()
         rows = [*dag_rows(now, then), ruff_row(now, then)]
