@@ -155,6 +155,16 @@ def _packages(args, env):
     return code
 
 
+def _upgrade_check(args, env):
+    from localflow import upgrade
+    from localflow.secrets.rules import SECRETS
+
+    # Throwaway secrets for the throwaway homes of both releases, as `check` has: .env is never written.
+    return upgrade.main(
+        args.release, env, args.timeout, {secret.name: secret.generate() for secret in SECRETS}
+    )
+
+
 def _test(args, env):
     # The tests make throwaway homes, databases and secrets of their own (tests/conftest.py drops these
     # from the session too, for a bare pytest): a shell's AIRFLOW_HOME or Fernet key must not reach them.
@@ -283,6 +293,20 @@ COMMANDS: tuple[Command, ...] = (
         "remove your packages from requirements-user.in, its lock and .venv",
         _packages,
         (arg("packages", nargs="+", metavar="PACKAGE", help="a name in requirements-user.in"),),
+    ),
+    Command(
+        "upgrade-check",
+        "rehearse an upgrade: parse, dag.test() and ruff's AIR rules of your DAGs on the current Airflow and "
+        "on RELEASE (its own venv), one table of what changed; exit 1 if something got worse",
+        _upgrade_check,
+        (
+            arg("release", help="the candidate Airflow release: 3.3.2, or another 3.x patch"),
+            arg("--timeout", type=int, default=300, metavar="SECONDS", help="for each DAG's test run (300)"),
+        ),
+        description="Builds RELEASE in a venv of its own (~/.cache/localflow/releases; your packages "
+        "re-resolved against it), runs on it and on the current release (LOCALFLOW_AIRFLOW_VERSION) the parse "
+        "of every file in dags/, dag.test() of every DAG in a throwaway home on SQLite and ruff --select AIR, "
+        "and prints one table of what changed. Exit 1 when something got worse (docs/releases.md).",
     ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}

@@ -47,6 +47,9 @@ RELEASE_LOCKS = tuple(name for name in LOCK_INPUTS if name != USER_LOCK)
 # again when it is not: nothing of it is in the default venv (docs/logs.md).
 OPTIONAL_LOCKS = {"requirements-s3.txt": "LOCALFLOW_REMOTE_LOGS"}
 STAMP = VENV / ".localflow-lock.sha256"
+# Venvs of other releases than .venv's, beside the workspace: `upgrade-check`'s candidate, the tests' venv
+# of each supported release (testkit/releases.py). One per release (and per set of locks it holds).
+RELEASE_VENVS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "localflow" / "releases"
 REEXECUTED = "LOCALFLOW_BOOTSTRAPPED"  # set for the command re-executed in the venv (ensure_locks)
 
 
@@ -178,6 +181,27 @@ def ensure_venv(locks: tuple[str, ...] | None = None, release: str = releases.LO
     _run([python, "-m", "uv", "pip", "sync", "--quiet", "--python", python, "--compile-bytecode", *locks])
     STAMP.write_text(digest)
     return venv_python()
+
+
+def release_venv(release: str, locks: tuple[Path, ...], name: str = "") -> Path:
+    """The interpreter of a venv in ``RELEASE_VENVS`` holding exactly ``locks`` (absolute paths), made or
+    synced only when they changed (a stamp of their bytes), with compiled bytecode as ``.venv`` is.
+
+    ``name`` tells apart venvs of one release holding other locks (``airflow-3.1.8-yours``).
+    """
+    folder = RELEASE_VENVS / f"airflow-{release}{name}"
+    python = folder / "bin" / "python"
+    digest = hashlib.sha256(b"".join(lock.read_bytes() for lock in locks)).hexdigest()
+    stamp = folder / ".localflow-lock.sha256"
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return python
+    print(f"localflow: installing Airflow {release}'s locked packages into {folder} ...", flush=True)
+    uv = [sys.executable, "-m", "uv"]
+    if not python.exists():
+        _run([*uv, "venv", "--quiet", "--python", sys.executable, str(folder)])
+    _run([*uv, "pip", "sync", "--quiet", "--python", str(python), "--compile-bytecode", *map(str, locks)])
+    stamp.write_text(digest)
+    return python
 
 
 def reexecuted() -> bool:

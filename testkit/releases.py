@@ -1,23 +1,20 @@
 """A venv per supported Airflow release, built from its lock, for the tests that run on every release.
 
-Each is made once in ``~/.cache/localflow/releases/airflow-X.Y.Z`` (``uv pip sync`` of the release's locks
-with compiled bytecode, as the bootstrap does) and kept while its locks are unchanged (a stamp of their
-hash). The workspace's own code runs in it from the checkout (``PYTHONPATH``), never installed.
+Each is made once in ``~/.cache/localflow/releases/airflow-X.Y.Z`` by ``bootstrap.release_venv``, the
+one ``upgrade-check`` builds its candidate with, and kept while its locks are unchanged. The workspace's own code runs in it from the checkout (``PYTHONPATH``), never installed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from localflow import bootstrap, releases
 from testkit.environment import REPO
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "localflow" / "releases"
+CACHE = bootstrap.RELEASE_VENVS
 
 
 def locks(release: str) -> list[str]:
@@ -27,23 +24,7 @@ def locks(release: str) -> list[str]:
 
 def release_venv(release: str) -> Path:
     """The interpreter of a venv holding exactly ``release``'s locks (built or synced when needed)."""
-    venv = CACHE / f"airflow-{release}"
-    python = venv / "bin" / "python"
-    digest = hashlib.sha256(b"".join((REPO / lock).read_bytes() for lock in locks(release))).hexdigest()
-    stamp = venv / ".localflow-lock.sha256"
-    if python.exists() and stamp.exists() and stamp.read_text() == digest:
-        return python
-    uv = [sys.executable, "-m", "uv"]
-    if not python.exists():
-        subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run(
-        [*uv, "pip", "sync", "--quiet", "--python", str(python), "--compile-bytecode", *locks(release)],
-        cwd=REPO,
-        check=True,
-        timeout=900,
-    )
-    stamp.write_text(digest)
-    return python
+    return bootstrap.release_venv(release, tuple(REPO / lock for lock in locks(release)))
 
 
 def run_in(release: str, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
