@@ -10,6 +10,7 @@ PYTHONDONTWRITEBYTECODE. A stamp of the lock's hash makes the second run instant
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -103,8 +104,11 @@ def compile_release_locks(release: str) -> None:
         _run(compile_command(lock_file, releases.lock_path(release, lock_file), release))
 
 
-def ensure_release_locks(release: str) -> None:
-    """The locks of ``release`` exist: compiled once, on demand, for a release without committed ones."""
+def ensure_release_locks(release: str, fix: str = f"Fix {releases.SETTING} in .env.") -> None:
+    """The locks of ``release`` exist: compiled once, on demand, for a release without committed ones.
+
+    ``fix``: what the user changes when ``release`` cannot be locked (where they named it).
+    """
     if release == releases.LOCKED or all(
         (WORKSPACE / releases.lock_path(release, name)).exists() for name in RELEASE_LOCKS
     ):
@@ -115,9 +119,11 @@ def ensure_release_locks(release: str) -> None:
     except SystemExit:
         for name in (*RELEASE_LOCKS, releases.OVERRIDES):  # only what this made: no half-made lock stays
             (WORKSPACE / releases.lock_path(release, name)).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder too, unless something else is in it
+            (WORKSPACE / releases.lock_dir(release)).rmdir()
         sys.exit(
             f"localflow: cannot lock Airflow {release} (uv's output above): is {release} a release of "
-            f"apache-airflow on PyPI? Fix {releases.SETTING} in .env."
+            f"apache-airflow on PyPI? {fix}"
         )
 
 

@@ -250,7 +250,9 @@ def table(rows: list[tuple[str, str, str, list[str], bool]], current: str, candi
 
 def build_candidate(release: str, folder: Path) -> tuple[Side, str]:
     """The candidate's venv: its locks, plus yours re-resolved against them (or the conflict, without)."""
-    bootstrap.ensure_release_locks(release)  # another 3.x patch: compiled once into locks/airflow-X.Y.Z/
+    bootstrap.ensure_release_locks(
+        release, fix="`pip index versions apache-airflow` lists them."
+    )  # another 3.x patch: compiled once into locks/airflow-X.Y.Z/
     locks, conflict = side_locks(release), ""
     if packages.your_packages():
         user_lock = folder / bootstrap.USER_LOCK
