@@ -105,8 +105,9 @@ def test_dag_files_exist():
 
 
 def test_no_import_errors(dagbag):
-    """No DAG file fails to import."""
-    assert dagbag.import_errors == {}
+    """No DAG file fails to import; each one that does is named with its error."""
+    failed = [f"{Path(file).name} failed to import:\n{error}" for file, error in dagbag.import_errors.items()]
+    assert not failed, "\n".join(failed)
 
 
 def dags_of(bag, path: Path) -> list:
@@ -116,7 +117,7 @@ def dags_of(bag, path: Path) -> list:
 
 def naming_problem(bag, path: Path) -> str | None:
     """Why ``path`` does not define the DAG named like the file, and how to fix it; None when it does."""
-    if path.stem in bag.dag_ids:
+    if path.stem in bag.dag_ids or str(path) in bag.import_errors:  # test_no_import_errors says why
         return None
     found = ", ".join(sorted(repr(dag.dag_id) for dag in dags_of(bag, path))) or "none"
     return (
@@ -246,6 +247,10 @@ def test_policy_failures_say_how_to_fix(tmp_path: Path):
         "my_first.py defines no DAG 'my_first' (its DAGs: 'tutorial'): name the file after its dag_id, "
         "or give the DAG dag_id='my_first' (the team's policy: one DAG per file, named like it)"
     )
+    broken = tmp_path / "broken.py"
+    broken.write_text(TUTORIAL_DAG.replace('"UTC"))', '"UTC")'))
+    assert str(broken) in parse_and_report(tmp_path).import_errors
+    assert naming_problem(parse_and_report(tmp_path), broken) is None  # its import error is the failure
     assert policy_problems(bag, dag_file) == [
         "tutorial has no tags: add tags=[...] to its @dag (or DAG(...))",
         "tutorial.hello has no owner: set default_args={'owner': 'you'} on the DAG",
