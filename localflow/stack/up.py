@@ -20,21 +20,35 @@ from localflow.stack import ownership
 from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, worker_count
 
 
-def check_port_free(host: str, port: int, setting: str) -> None:
-    """Refuse to start anything when a port we need is taken, rather than half-start the stack.
-
-    The probe binds as the api-server (uvicorn) does, with SO_REUSEADDR: connections of a stack that just
-    stopped linger in TIME_WAIT for about 60 s, which would fail a plain bind but not the api-server's.
-    """
+def port_is_free(host: str, port: int) -> bool:
+    """True when the api-server (uvicorn) could bind the port: it binds with SO_REUSEADDR, so connections
+    of a stack that just stopped (TIME_WAIT for about 60 s) do not count, as they would for a plain bind."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
-            raise LocalflowError(
-                f"port {port} on {host} is already in use (another Airflow?); stop that process "
-                f"or set {setting} to a free port in .env."
-            ) from None
+            return False
+    return True
+
+
+def check_port_free(host: str, port: int, setting: str) -> None:
+    """Refuse to start anything when a port we need is taken, rather than half-start the stack; name a
+    free port to use instead, as the command that uses it (on a fresh clone there is no .env to edit)."""
+    if port_is_free(host, port):
+        return
+    instead = next(
+        (free for free in range(port + 1, min(port + 100, 65536)) if port_is_free(host, free)), None
+    )
+    fix = (
+        f"use a free port: {setting}={instead} python3 -m localflow up (or the line {setting}={instead} in "
+        ".env, which wins over the shell)"
+        if instead
+        else f"set {setting} to a free port in .env"
+    )
+    raise LocalflowError(
+        f"port {port} on {host} is already in use (another Airflow?); stop that process, or {fix}."
+    )
 
 
 def preflight(env: dict[str, str], workspace: Path) -> None:

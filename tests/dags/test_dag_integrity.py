@@ -105,24 +105,60 @@ def test_dag_files_exist():
 
 
 def test_no_import_errors(dagbag):
-    """No DAG file fails to import."""
-    assert dagbag.import_errors == {}
+    """No DAG file fails to import; each one that does is named with its error."""
+    failed = [f"{Path(file).name} failed to import:\n{error}" for file, error in dagbag.import_errors.items()]
+    if failed:  # the message alone (pytrace=False): pytest would repeat it as the asserted value
+        pytest.fail("\n".join(failed), pytrace=False)
+
+
+def dags_of(bag, path: Path) -> list:
+    """The DAGs ``path`` defines, whatever their dag_id."""
+    return [dag for dag in bag.dags.values() if Path(dag.fileloc).resolve() == path.resolve()]
+
+
+def naming_problem(bag, path: Path) -> str | None:
+    """Why ``path`` does not define the DAG named like the file, and how to fix it; None when it does."""
+    if path.stem in bag.dag_ids or str(path) in bag.import_errors:  # test_no_import_errors says why
+        return None
+    found = ", ".join(sorted(repr(dag.dag_id) for dag in dags_of(bag, path))) or "none"
+    return (
+        f"{path.name} defines no DAG {path.stem!r} (its DAGs: {found}): name the file after its dag_id, "
+        f"or give the DAG dag_id={path.stem!r} (the team's policy: one DAG per file, named like it)"
+    )
+
+
+def policy_problems(bag, path: Path) -> list[str]:
+    """What the DAGs of ``path`` lack of the team's policy (tags, an owner, retries), each with its fix."""
+    problems = []
+    for dag in dags_of(bag, path):
+        if not dag.tags:
+            problems.append(f"{dag.dag_id} has no tags: add tags=[...] to its @dag (or DAG(...))")
+        for task in dag.tasks:
+            if not task.owner or task.owner == "airflow":
+                problems.append(
+                    f"{dag.dag_id}.{task.task_id} has no owner: set default_args={{'owner': 'you'}} on the DAG"
+                )
+            if task.retries < 1:
+                problems.append(
+                    f"{dag.dag_id}.{task.task_id} has no retries: set default_args={{'retries': 1}} on the DAG"
+                )
+    return problems
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
 def test_file_name_is_dag_id(dagbag, path: Path):
     """Each file defines the DAG named like the file."""
-    assert path.stem in dagbag.dag_ids
+    problem = naming_problem(dagbag, path)
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
 def test_dag_policy(dagbag, path: Path):
-    """Every DAG has tags, an owner and retries on its tasks."""
-    dag = dagbag.dags[path.stem]
-    assert dag.tags, f"{dag.dag_id} has no tags"
-    for task in dag.tasks:
-        assert task.owner and task.owner != "airflow", f"{dag.dag_id}.{task.task_id} has no owner"
-        assert task.retries >= 1, f"{dag.dag_id}.{task.task_id} has no retries"
+    """Every DAG has tags, an owner and retries on its tasks (checked also when the file is misnamed)."""
+    problems = policy_problems(dagbag, path)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 TOP_LEVEL_LOOKUPS = '''"""A DAG that reads a variable and a connection at its top level."""
@@ -183,4 +219,43 @@ def test_top_level_lookups_are_reported(tmp_path: Path, monkeypatch):
     assert shown == [
         (str(dag_file), 8, "reads variable 'localflow_test_limit'"),
         (str(dag_file), 10, "reads connection 'localflow_test_conn'"),
+    ]
+
+
+# A newcomer's first DAG, as Airflow's tutorial writes it, in a file not named after it.
+TUTORIAL_DAG = """import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"))
+def tutorial():
+    @task
+    def hello():
+        print("hello")
+
+    hello()
+
+
+tutorial()
+"""
+
+
+def test_policy_failures_say_how_to_fix(tmp_path: Path):
+    """A misnamed file is named with the DAGs it defines (not a KeyError), and its DAG is still held to
+    the policy: each missing piece is one line saying what to add."""
+    dag_file = tmp_path / "my_first.py"
+    dag_file.write_text(TUTORIAL_DAG)
+    bag = parse_and_report(tmp_path)
+    assert naming_problem(bag, dag_file) == (
+        "my_first.py defines no DAG 'my_first' (its DAGs: 'tutorial'): name the file after its dag_id, "
+        "or give the DAG dag_id='my_first' (the team's policy: one DAG per file, named like it)"
+    )
+    broken = tmp_path / "broken.py"
+    broken.write_text(TUTORIAL_DAG.replace('"UTC"))', '"UTC")'))
+    assert str(broken) in parse_and_report(tmp_path).import_errors
+    assert naming_problem(parse_and_report(tmp_path), broken) is None  # its import error is the failure
+    assert policy_problems(bag, dag_file) == [
+        "tutorial has no tags: add tags=[...] to its @dag (or DAG(...))",
+        "tutorial.hello has no owner: set default_args={'owner': 'you'} on the DAG",
+        "tutorial.hello has no retries: set default_args={'retries': 1} on the DAG",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from localflow.errors import LocalflowError
-from localflow.stack.up import check_port_free
+from localflow.stack.up import check_port_free, port_is_free
 from testkit.environment import free_port
 
 
@@ -42,13 +43,16 @@ CASES = [(nothing, False), (just_stopped, False), (listening, True)]
 
 @pytest.mark.parametrize(("situation", "refused"), CASES, ids=[case.__name__ for case, _ in CASES])
 def test_port_precheck(situation: Callable, refused: bool):
-    """Only a port something listens on stops `up`, with the setting that moves it."""
+    """Only a port something listens on stops `up`, with the command that starts on a free port instead
+    (a fresh clone has no .env to edit yet)."""
     port = free_port()
     with situation(port):
         if refused:
-            with pytest.raises(
-                LocalflowError, match=f"port {port} on 127.0.0.1 is already in use.*AIRFLOW__API__PORT"
-            ):
+            with pytest.raises(LocalflowError) as refusal:
                 check_port_free("127.0.0.1", port, "AIRFLOW__API__PORT")
+            said = str(refusal.value)
+            offered = re.search(r"use a free port: AIRFLOW__API__PORT=(\d+) python3 -m localflow up \(", said)
+            assert said.startswith(f"port {port} on 127.0.0.1 is already in use"), said
+            assert offered and int(offered[1]) > port and port_is_free("127.0.0.1", int(offered[1])), said
         else:
             check_port_free("127.0.0.1", port, "AIRFLOW__API__PORT")
