@@ -133,6 +133,6 @@ class Requester:
                 again = check.requested_again + 1
                 self.unconfirmed[relative] = Unconfirmed(now + SETTLE * 2**again, again)
                 done.append(
-                    f"{relative}: its latest parse began before the last save; reparse requested again"
+                    f"{relative}: its latest recorded parse began before its last save; reparse requested again"
                 )
         return done
