@@ -2,7 +2,7 @@
 
 ``request_json`` is one JSON request; ``AirflowClient`` logs in as a user of the SimpleAuthManager (once,
 and again when the token expires) and offers the calls the workspace makes: health, DAGs, triggering a run
-and waiting for it, reparse requests, the Execution API warm-up.
+and waiting for it, reparse requests and when a file's latest parse began, the Execution API warm-up.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from localflow.polling import wait_until
 
@@ -212,6 +213,20 @@ class AirflowClient:
             if dag.get("bundle_name") == bundle and dag.get("relative_fileloc"):
                 tokens.setdefault(dag["relative_fileloc"], dag["file_token"])
         return tokens
+
+    def parse_starts(self, bundle: str) -> dict[str, float]:
+        """``relative_fileloc`` → when its latest parse began (epoch seconds), for files of ``bundle``.
+
+        Airflow records when a parse's results were saved and how long the parse took; the difference is
+        when the parse process started, a little later than it really did (the results' database work).
+        """
+        starts: dict[str, float] = {}
+        for dag in self.dags(exclude_stale="false", bundle_name=bundle):
+            relative, parsed = dag.get("relative_fileloc"), dag.get("last_parsed_time")
+            if dag.get("bundle_name") == bundle and relative and parsed:
+                began = datetime.fromisoformat(parsed).timestamp() - (dag.get("last_parse_duration") or 0.0)
+                starts[relative] = max(began, starts.get(relative, began))
+        return starts
 
     def reparse(self, file_token: str) -> int:
         """``PUT /api/v2/parseDagFile/{file_token}``; 201 (queued), 409 (already queued) or 404."""

@@ -68,6 +68,8 @@ def run(env: Mapping[str, str]) -> int:
                     for line in requester.apply(plan(pending, folders)):
                         log(f"{line} ({(time.monotonic() - started) * 1000:.0f} ms)")
                     pending = set()
+                for line in requester.confirm(folders.dags):
+                    log(line)
                 HEARTBEAT_FILE.touch()
             except rest.ApiError as error:
                 if ready or not failing:

@@ -204,6 +204,16 @@ def wait_for(condition, what: str, stack: RunningStack) -> None:
     wait_until(condition, PATIENCE, what=lambda: f"dag-watcher log:\n{log.read_text()}\n{what} visible")
 
 
+def slow_version(workspace: Path, marker: int) -> str:
+    """DAG ``renamed`` with task ``m{marker}``, whose parse takes a second and logs when it runs."""
+    parses = workspace / "renamed-parses.log"  # outside dags/: writing it is not a save
+    imports = (
+        f"import time\nwith open({str(parses)!r}, 'a') as log:\n    log.write('start m{marker}\\n')\n"
+        f"time.sleep(1)\nwith open({str(parses)!r}, 'a') as log:\n    log.write('end m{marker}\\n')\n"
+    )
+    return dag_source("renamed", f'"m{marker}"', imports)
+
+
 @pytest.fixture(scope="module")
 def slow_airflow_stack(tmp_path_factory, postgres):
     """A native stack whose dag-processor would not rescan or reparse by itself for an hour."""
@@ -214,6 +224,7 @@ def slow_airflow_stack(tmp_path_factory, postgres):
         dag_source("uses_helper", "watched_helper.TASK_ID", "import watched_helper")
     )
     (workspace / "dags" / "edited.py").write_text(dag_source("edited", '"v0"'))
+    (workspace / "dags" / "renamed.py").write_text(slow_version(workspace, 0))
     env = stack_environment(
         workspace,
         postgres.create(),
@@ -224,7 +235,7 @@ def slow_airflow_stack(tmp_path_factory, postgres):
     try:
         stack.wait_healthy()
         with stack.output_on_timeout():
-            stack.api.wait_for_dags(["uses_helper", "edited"])
+            stack.api.wait_for_dags(["uses_helper", "edited", "renamed"])
         yield stack
     finally:
         stack.stop()
@@ -283,3 +294,43 @@ def test_new_file_in_a_new_folder_is_found(slow_airflow_stack):
     folder.mkdir()
     (folder / "nested.py").write_text(dag_source("nested", '"t"'))
     wait_for(lambda: stack.api.request("GET", "/api/v2/dags/nested")[0] == 200, "nested file", stack)
+
+
+def save_by_rename(path: Path, text: str) -> None:
+    """Save as many editors do: write a temporary file beside ``path``, then rename it over ``path``."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def dag_source_content(stack: RunningStack, dag_id: str) -> str:
+    """The source the UI's Code tab shows (``GET /api/v2/dagSources/{dag_id}``)."""
+    status, body = stack.api.request("GET", f"/api/v2/dagSources/{dag_id}")
+    return body.get("content", "") if status == 200 else ""
+
+
+SAVES = 12
+
+
+@pytest.mark.stack
+def test_last_of_quick_saves_by_rename_is_parsed(slow_airflow_stack):
+    """Saves by rename 0.4 s apart while the file parses (1 s each): the API ends with the last version.
+
+    The last save lands during a parse, when Airflow drops its reparse request (``watcher/reparse.py``):
+    without the watcher's second request it would show only at the periodic reparse, an hour away here.
+    """
+    stack = slow_airflow_stack
+    path, parses = stack.workspace / "dags" / "renamed.py", stack.workspace / "renamed-parses.log"
+    for marker in range(1, SAVES):
+        save_by_rename(path, slow_version(stack.workspace, marker))
+        time.sleep(0.4)
+    # The last save while a parse is in its sleep, as in the series that showed the race.
+    wait_until(lambda: parses.read_text().splitlines()[-1].startswith("start"), 10, interval=0.02)
+    save_by_rename(path, slow_version(stack.workspace, SAVES))
+    last = f"m{SAVES}"
+    log = stack.workspace / ".airflow" / "logs" / "components" / "dag-watcher.log"
+    wait_until(
+        lambda: tasks(stack, "renamed") == {last} and f'"{last}"' in dag_source_content(stack, "renamed"),
+        25,
+        what=lambda: f"dag-watcher log:\n{log.read_text()}\nparses:\n{parses.read_text()}\ntask {last}",
+    )
