@@ -106,6 +106,10 @@ def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     settings.use_environment(env)
+    # Ctrl-C stops every phase of a start, as it stops the supervisor: also when `up` inherited SIGINT
+    # ignored (a background job of a script, `cmd &`), where Python installs no handler of its own.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # First the lock: a second `up` stops here, before it could write .env or the database.
     lock_fd, last_stack = ownership.acquire(Path(env["AIRFLOW_HOME"]))
     try:

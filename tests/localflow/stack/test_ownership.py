@@ -148,20 +148,29 @@ def processes_of_workspace(workspace: Path) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize(
-    ("after", "delay"),
+    ("after", "delay", "started_ignoring"),
     [
-        ("preparing", 0.0),  # the first run's migration
-        ("starting api-server", 0.0),  # importing Airflow, forking the components
-        ("starting api-server", 1.5),  # the supervisor re-executing itself without Airflow
-        ("starting api-server", 4.0),  # waiting for the components to be healthy
+        ("preparing", 0.0, False),  # the first run's migration
+        # a background job of a script (`up &`) inherits SIGINT ignored: Python installs no handler
+        ("preparing", 0.0, True),
+        ("starting api-server", 0.0, False),  # importing Airflow, forking the components
+        ("starting api-server", 1.5, False),  # the supervisor re-executing itself without Airflow
+        ("starting api-server", 4.0, False),  # waiting for the components to be healthy
     ],
-    ids=["preparing", "starting", "starting+1.5s", "starting+4s"],
+    ids=["preparing", "preparing-sigint-ignored", "starting", "starting+1.5s", "starting+4s"],
 )
-def test_ctrl_c_during_the_first_start_stops_everything(tmp_path: Path, after: str, delay: float):
+def test_ctrl_c_during_the_first_start_stops_everything(
+    tmp_path: Path, after: str, delay: float, started_ignoring: bool
+):
     """Ctrl-C (SIGINT to the terminal's process group) at any moment of a fresh clone's first `up` is
     never lost across its re-executions: `up` ends within a minute and leaves no process behind."""
     workspace = make_workspace(tmp_path / "workspace")
-    stack = start_up(workspace, stack_environment(workspace, None))
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if started_ignoring else None
+    try:
+        stack = start_up(workspace, stack_environment(workspace, None))  # inherits the disposition
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
     try:
         wait_until(lambda: after in stack.output(), 120, interval=0.05, what=f"`up` printing {after!r}")
         time.sleep(delay)
