@@ -22,3 +22,23 @@ class StopRequest:
 
     def __bool__(self) -> bool:
         return self.requested
+
+
+class RememberedInterrupt:
+    """Ctrl-C raises ``KeyboardInterrupt`` as Python's own handler does, and is also remembered.
+
+    For a phase that runs third-party code (Airflow imported while a start prepares): a library's bare
+    ``except:`` may swallow the exception, but not the request, which the caller checks afterwards.
+    Installed also when SIGINT was inherited ignored (a script's background job, ``cmd &``).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._interrupt)
+
+    def _interrupt(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+        raise KeyboardInterrupt
+
+    def __bool__(self) -> bool:
+        return self.requested

@@ -18,6 +18,7 @@ from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
 from localflow.stack import ownership
 from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, worker_count
+from localflow.stopping import RememberedInterrupt
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -106,20 +107,22 @@ def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     settings.use_environment(env)
-    # Ctrl-C stops every phase of a start, as it stops the supervisor: also when `up` inherited SIGINT
-    # ignored (a background job of a script, `cmd &`), where Python installs no handler of its own.
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Ctrl-C stops every phase of a start, as it stops the supervisor.
+    interrupt = RememberedInterrupt()
     # First the lock: a second `up` stops here, before it could write .env or the database.
     lock_fd, last_stack = ownership.acquire(Path(env["AIRFLOW_HOME"]))
     try:
-        return _prepare_and_supervise(workspace, env, lock_fd, last_stack)
-    except BaseException:
+        return _prepare_and_supervise(workspace, env, lock_fd, last_stack, interrupt)
+    except BaseException as error:
         ownership.discard_unused(Path(env["AIRFLOW_HOME"]), lock_fd)  # a failed start leaves nothing
+        if interrupt and isinstance(error, LocalflowError):  # e.g. the migration the same Ctrl-C ended
+            raise KeyboardInterrupt from error
         raise
 
 
-def _prepare_and_supervise(workspace: Path, env: dict[str, str], lock_fd: int, last_stack: dict) -> int:
+def _prepare_and_supervise(
+    workspace: Path, env: dict[str, str], lock_fd: int, last_stack: dict, interrupt: RememberedInterrupt
+) -> int:
     stop_leftovers(last_stack)
     preflight(env, workspace)
     database = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split(":", 1)[0]
@@ -135,6 +138,8 @@ def _prepare_and_supervise(workspace: Path, env: dict[str, str], lock_fd: int, l
     ownership.record(lock_fd, stack_id)
     prepared.update({ownership.STACK_ID: stack_id, ownership.LOCK_FD: str(lock_fd), settings.PREPARED: "1"})
     sys.stdout.flush()
+    if interrupt:  # a Ctrl-C that code run while preparing swallowed
+        raise KeyboardInterrupt
     # Ctrl-C and SIGTERM are held across the execve and handled by the supervisor once it can stop
     # cleanly; Python's own handler would otherwise take one that arrives during the call and lose it.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

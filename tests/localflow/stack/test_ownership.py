@@ -175,7 +175,9 @@ def test_ctrl_c_during_the_first_start_stops_everything(
         wait_until(lambda: after in stack.output(), 120, interval=0.05, what=f"`up` printing {after!r}")
         time.sleep(delay)
         os.killpg(stack.process.pid, signal.SIGINT)
-        stack.process.wait(timeout=60)
+        wait_until(
+            lambda: stack.process.poll() is not None, 60, what=lambda: f"`up` ending\n{stack.output()}"
+        )
     finally:
         stack.stop()
     wait_until(lambda: not processes_of_workspace(workspace), 15, interval=0.2, what="no process left")
