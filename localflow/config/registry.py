@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     _user("LOCALFLOW_PRELOAD", "switch", "on", "fork the native components from one process that imported "
           "Airflow once; off starts each as its own airflow process", "stack.supervisor"),
     _user("LOCALFLOW_WAKEUPS", "switch", "off", "wake the scheduler and dag-processor by PostgreSQL "
-          "notifications (airflow.env turns it on)", "stack.wakeups"),
+          "notifications or SQLite's loopback datagrams (airflow.env turns it on)", "stack.wakeups"),
     _user("LOCALFLOW_CELERY_WORKERS", "number", "1", "how many Celery workers the native stack runs",
           "stack.supervisor"),
     _user("LOCALFLOW_CELERY_HEALTH_INTERVAL", "number", "30", "seconds between the native stack's checks "
