@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -233,3 +235,35 @@ def test_a_reparse_request_notifies_the_dag_processor(slow_scheduler_stack: Runn
             assert listener.recv(64), "no datagram for the reparse request"
         else:
             assert listener.wait(10), "no notification for the reparse request"
+
+
+DUE_NOW = """
+import datetime, sys, time
+import sqlalchemy as sa
+from localflow.stack import wakeups
+
+if sys.argv[1] == "precise":
+    wakeups.precise_now_on_sqlite()
+engine = sa.create_engine(sys.argv[2])
+runs = sa.Table("dag_run", sa.MetaData(), sa.Column("run_after", sa.DateTime))
+runs.create(engine)
+while not 0.1 < time.time() % 1 < 0.3:  # early in a second, so that the check below stays in it
+    time.sleep(0.01)
+with engine.begin() as connection:
+    connection.execute(runs.insert().values(run_after=datetime.datetime.now(datetime.timezone.utc)))
+time.sleep(0.05)
+with engine.connect() as connection:  # the scheduler's question: which runs are due?
+    print(connection.scalar(sa.select(sa.func.count()).where(runs.c.run_after <= sa.func.now())))
+"""
+
+
+@pytest.mark.parametrize(("now", "due"), [("precise", "1"), ("SQLite's own", "0")])
+def test_a_run_triggered_mid_second_is_due_at_once_on_sqlite(tmp_path, now, due):
+    """SQLite's CURRENT_TIMESTAMP has whole seconds: without milliseconds a new run waits for the next one."""
+    result = subprocess.run(
+        [sys.executable, "-c", DUE_NOW, now, f"sqlite:///{tmp_path / 'airflow.db'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == due
