@@ -332,6 +332,26 @@ INTERNALS = (
         kind="reads",
         text="socket_handler, on_close = key.data",
     ),
+    Internal(
+        "airflow.dag_processing.manager",
+        "DagFileProcessorManager._service_processor_sockets",
+        "stack/wakeups.py",
+        "wrapped: its timeout is the idle loop's wait, longer while a wakeup listens",
+        kind="parameters",
+        parameters=("timeout",),
+    ),
+    *(
+        Internal(
+            "airflow.dag_processing.manager",
+            f"DagFileProcessorManager.{name}",
+            "stack/wakeups.py",
+            f"the idle loop's longer wait only while it is empty ({what})",
+        )
+        for name, what in (
+            ("_processors", "the running parsing processes"),
+            ("_file_queue", "files to parse"),
+        )
+    ),
     *(
         Internal(
             module,
@@ -344,6 +364,13 @@ INTERNALS = (
             ("airflow.models.taskinstance", "TaskInstance", "task_instance", "state"),
             ("airflow.models.dagbag", "DagPriorityParsingRequest", "dag_priority_parsing_request", "id"),
         )
+    ),
+    Internal(
+        "airflow.models.callback",
+        "Callback.id",
+        "stack/wakeups.py",
+        "a trigger on table callback notifies the dag-processor of a DAG's callback to run",
+        since="3.2.2",
     ),
     # --- The secrets backends a DAG file's top-level lookups reach, parsed by dag-test --------------------
     Internal(

@@ -66,7 +66,11 @@ TRIGGERS = (  # table, the changes that count, the channel they wake
     ("dag_run", "INSERT OR UPDATE", SCHEDULER),
     ("task_instance", "INSERT OR UPDATE", SCHEDULER),
     ("dag_priority_parsing_request", "INSERT", DAG_PROCESSOR),
+    ("callback", "INSERT", DAG_PROCESSOR),  # a DAG's callback to run (Airflow 3.2 on; not in 3.0, 3.1)
 )
+# Woken, the dag-processor's idle loop need not look every second (Airflow's): its other work is on timers
+# of 30 s and more (bundle refresh, stale DAGs, the periodic reparse), a few seconds late at most.
+DAG_PROCESSOR_IDLE_WAIT = 5.0
 
 
 def ensure_triggers(engine: Any, triggers: tuple[tuple[str, str, str], ...] = TRIGGERS) -> None:
@@ -83,7 +87,8 @@ def ensure_triggers(engine: Any, triggers: tuple[tuple[str, str, str], ...] = TR
             )
         )
         for table, changes, channel in triggers:
-            if table not in present:
+            exists = connection.scalar(text("SELECT to_regclass(:table) IS NOT NULL"), {"table": table})
+            if table not in present and exists:
                 connection.execute(
                     text(
                         f"CREATE TRIGGER {TRIGGER} AFTER {changes} ON {table} "
@@ -338,6 +343,26 @@ def _on_sqlite() -> bool:
     return os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
 
 
+@functools.cache  # once per process
+def idle_dag_processor_waits_longer() -> None:
+    """While woken by this process's wakeup, the dag-processor's idle wait lasts ``DAG_PROCESSOR_IDLE_WAIT``.
+
+    Idle: no parsing process running, no file queued. A reparse request or a callback ends the wait.
+    """
+    from airflow.dag_processing.manager import DagFileProcessorManager
+
+    service = DagFileProcessorManager._service_processor_sockets
+
+    @functools.wraps(service)
+    def _service_processor_sockets(self: Any, timeout: float | None = 1.0) -> Any:
+        woken = any(wakeup.channel == DAG_PROCESSOR for wakeup in _listening)
+        if timeout and woken and not self._processors and not self._file_queue:
+            timeout = max(timeout, DAG_PROCESSOR_IDLE_WAIT)
+        return service(self, timeout)
+
+    DagFileProcessorManager._service_processor_sockets = _service_processor_sockets
+
+
 def install_sender() -> None:
     """In every Airflow process on SQLite (the plugin, when loaded): changes send their datagrams."""
     if registry.switch(os.environ, SWITCH) and _on_sqlite():
@@ -357,3 +382,4 @@ def install() -> None:
             precise_now_on_sqlite()
     if "airflow.dag_processing.manager" in sys.modules:
         wake_dag_processor()
+        idle_dag_processor_waits_longer()
