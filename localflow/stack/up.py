@@ -17,7 +17,7 @@ from localflow.config import remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
 from localflow.stack import ownership
-from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, worker_count
+from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, stall_timeout, worker_count
 from localflow.stopping import RememberedInterrupt
 
 
@@ -57,6 +57,7 @@ def preflight(env: dict[str, str], workspace: Path) -> None:
     before anything starts."""
     check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
     log_max_bytes(env)
+    stall_timeout(env)
     if settings.uses_celery(env):
         check_celery(env)
     remote_logs.check_installed(env, in_container=False)
