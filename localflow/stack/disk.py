@@ -62,6 +62,7 @@ class FullDisk:
     free: int
     total: int
     largest: list[tuple[int, Path]]
+    held: int  # what the folder's files take in all
     task: TaskTry | None
 
     def line(self, home: Path) -> str:
@@ -69,7 +70,11 @@ class FullDisk:
         where = f"{size(self.free)} free of {size(self.total)} on {self.mount}"
         where += f" ({self.fs_type})" if self.fs_type else ""
         taken = ", ".join(f"{shown(path, home)} {size(length)}" for length, path in self.largest) or "nothing"
-        line = f"localflow: the disk of {self.folder} is full: {where}; largest there: {taken}."
+        line = f"localflow: the disk of {self.folder} is full: {where}; largest there: {taken}"
+        used = self.total - self.free
+        if self.held < used / 2:  # the space went elsewhere on that disk: say so, or the list misleads
+            line += f" (the folder holds {size(self.held)} of the {size(used)} used: the rest is outside it)"
+        line += "."
         if self.task:
             line += (
                 f" The largest is the log of {self.task}: it is stopped, and marked failed without retry "
@@ -145,17 +150,16 @@ def mount_of(folder: Path) -> tuple[Path, str]:
     return mount, fs_type
 
 
-def largest_files(folder: Path, count: int = 3) -> list[tuple[int, Path]]:
-    """The ``count`` largest files under ``folder``, by the space they take, largest first."""
-
-    def sizes():
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                path = Path(root, name)
-                with contextlib.suppress(OSError):
-                    yield path.lstat().st_blocks * 512, path
-
-    return heapq.nlargest(count, sizes(), key=lambda found: found[0])
+def largest_files(folder: Path, count: int = 3) -> tuple[list[tuple[int, Path]], int]:
+    """The ``count`` largest files under ``folder`` by the space they take, largest first, and the space
+    all its files take."""
+    sizes = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root, name)
+            with contextlib.suppress(OSError):
+                sizes.append((path.lstat().st_blocks * 512, path))
+    return heapq.nlargest(count, sizes, key=lambda found: found[0]), sum(length for length, _ in sizes)
 
 
 def task_of(path: Path) -> TaskTry | None:
@@ -173,9 +177,9 @@ def find_full(env: Mapping[str, str], below: int) -> FullDisk | None:
         if free >= below:
             continue
         mount, fs_type = mount_of(folder)
-        largest = largest_files(folder)
+        largest, held = largest_files(folder)
         task = task_of(largest[0][1]) if largest else None
-        return FullDisk(folder, mount, fs_type, free, total, largest, task)
+        return FullDisk(folder, mount, fs_type, free, total, largest, held, task)
     return None
 
 
