@@ -153,6 +153,8 @@ class Component:
     quiet: bool = False  # in a restart loop, said once: no line per restart
     held: bool = False  # exited while a disk is full: restarted once space is freed
     stalled: bool = False  # killed for a stalled heartbeat, said so: its exit needs no line
+    beat: str | None = None  # its latest heartbeat in the health document, as last seen
+    beat_seen: float = 0.0  # when that heartbeat was first seen (monotonic)
 
     def start(self, env: Mapping[str, str], forked: bool = False) -> None:
         """Start (or restart) the process in its own session, output appended to its log file.
@@ -162,6 +164,7 @@ class Component:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.kill_at = None
         self.started_at = time.monotonic()
+        self.beat = None
         if self.health:
             self.health.reset(time.monotonic())
         ours = self.name in LOCALFLOW_COMPONENTS or self.name in S3_SERVER  # not an Airflow subcommand
@@ -438,6 +441,13 @@ class NativeStack:
                 continue
             beat = (document.get(entry[0]) or {}).get(entry[1])
             if not beat:
+                continue
+            # The same heartbeat seen for the whole timeout, by this process's clock: a machine that slept
+            # (the monotonic clock stops meanwhile) finds every heartbeat old, but none stalled.
+            if beat != component.beat:
+                component.beat, component.beat_seen = beat, now
+                continue
+            if now - component.beat_seen < self.stall_timeout:
                 continue
             age = (wall - datetime.fromisoformat(beat)).total_seconds()
             if age > self.stall_timeout:
