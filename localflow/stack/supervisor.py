@@ -364,7 +364,8 @@ class NativeStack:
             print(self.full.line(Path(self.env["AIRFLOW_HOME"])), flush=True)
             if self.full.task:
                 self.task_to_fail = (self.full.task, math.inf)  # tried from now, until freed and a while
-                # It blocks on a full disk, holding its log open, so that deleting the log frees nothing.
+                # Its writer (the executor worker running its task supervisor) blocks on the full disk with
+                # the log open: deleting the log would free nothing while it lives.
                 stack_id = self.env.get(ownership.STACK_ID)
                 writers = disk.writers_of(self.full.largest[0][1], ownership.processes_of(stack_id or ""))
                 for process in writers:
