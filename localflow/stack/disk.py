@@ -12,6 +12,7 @@ import heapq
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,14 @@ def find_full(env: Mapping[str, str], below: int) -> FullDisk | None:
         task = task_of(largest[0][1]) if largest else None
         return FullDisk(folder, mount, fs_type, free, total, largest, held, task)
     return None
+
+
+def written_lately(path: Path, seconds: float = 60.0) -> bool:
+    """True when ``path`` was written in the last ``seconds`` (a task log still growing, or just left)."""
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:
+        return False
 
 
 def writers_of(path: Path, processes: list[psutil.Process]) -> list[psutil.Process]:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -358,19 +358,25 @@ class NativeStack:
     def watch_disks(self, now: float) -> None:
         """Say once that a disk of the stack is full, stop the task that filled it; resume once freed."""
         if self.full is None:
-            self.full = disk.find_full(self.env, disk.FULL_BELOW)
-            if self.full is None:
+            full = disk.find_full(self.env, disk.FULL_BELOW)
+            if full is None:
                 return
-            print(self.full.line(Path(self.env["AIRFLOW_HOME"])), flush=True)
-            if self.full.task:
-                self.task_to_fail = (self.full.task, math.inf)  # tried from now, until freed and a while
-                # Its writer (the executor worker running its task supervisor) blocks on the full disk with
-                # the log open: deleting the log would free nothing while it lives.
+            writers = []
+            if full.task:
+                log = full.largest[0][1]
                 stack_id = self.env.get(ownership.STACK_ID)
-                writers = disk.writers_of(self.full.largest[0][1], ownership.processes_of(stack_id or ""))
-                for process in writers:
-                    with contextlib.suppress(psutil.Error):
-                        process.kill()
+                writers = disk.writers_of(log, ownership.processes_of(stack_id or ""))
+                if not writers and not disk.written_lately(log):  # an old log: not what filled the disk now
+                    full = replace(full, task=None)
+            self.full = full
+            print(full.line(Path(self.env["AIRFLOW_HOME"])), flush=True)
+            if full.task:
+                self.task_to_fail = (full.task, math.inf)  # tried from now, until freed and a while
+            # The log's writer (the executor worker running the task supervisor) blocks on the full disk
+            # with the log open: deleting the log would free nothing while it lives.
+            for process in writers:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
             return
         if any(free < disk.FREED_AT for _folder, free, _total in disk.free_space(self.env)):
             return
