@@ -47,7 +47,7 @@ def disk_filler():
 
 disk_filler()
 '''
-STALL_TIMEOUT = 15
+STALL_TIMEOUT = 10
 
 
 @pytest.fixture(scope="module")
