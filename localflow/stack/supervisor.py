@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.client
 import json
 import math
 import os
@@ -421,7 +422,7 @@ class NativeStack:
                 self.task_to_fail = None  # already ended, or cleared by the user
                 return
             status, body = self.api.request("PATCH", task.rest_path, {"new_state": "failed"})
-        except rest.ApiError:
+        except (rest.ApiError, http.client.HTTPException):
             return  # the api-server is not back yet
         if status == 200:
             self.task_to_fail = None
@@ -436,7 +437,10 @@ class NativeStack:
         if not self.stall_timeout or self.full or now < self.next_heartbeat_check:
             return
         self.next_heartbeat_check = now + max(HEARTBEAT_CHECK_INTERVAL, self.stall_timeout / 6)
-        document = self.api.health()
+        try:
+            document = self.api.health()
+        except http.client.HTTPException:  # an answer cut short: look again next time
+            return
         if not document:
             return
         wall = datetime.now(timezone.utc)
@@ -456,7 +460,10 @@ class NativeStack:
                 continue
             if now - component.beat_seen < self.stall_timeout:
                 continue
-            age = (wall - datetime.fromisoformat(beat)).total_seconds()
+            try:
+                age = (wall - datetime.fromisoformat(beat)).total_seconds()
+            except (TypeError, ValueError):  # not a time we can read: no verdict
+                continue
             if age > self.stall_timeout:
                 print(
                     f"localflow: {component.name} runs but its heartbeat stopped {age:.0f} s ago (more than "
