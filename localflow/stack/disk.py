@@ -67,15 +67,8 @@ class FullDisk:
     task: TaskTry | None
 
     def line(self, home: Path) -> str:
-        """The one line ``up`` prints."""
-        where = f"{size(self.free)} free of {size(self.total)} on {self.mount}"
-        where += f" ({self.fs_type})" if self.fs_type else ""
-        taken = ", ".join(f"{shown(path, home)} {size(length)}" for length, path in self.largest) or "nothing"
-        line = f"localflow: the disk of {self.folder} is full: {where}; largest there: {taken}"
-        used = self.total - self.free
-        if self.held < used / 2:  # the space went elsewhere on that disk: say so, or the list misleads
-            line += f" (the folder holds {size(self.held)} of the {size(used)} used: the rest is outside it)"
-        line += "."
+        """The one line ``up`` prints while the stack runs."""
+        line = f"localflow: {self.where(home)}"
         if self.task:
             line += (
                 f" The largest is the log of {self.task}: it is stopped, and marked failed without retry "
@@ -86,6 +79,17 @@ class FullDisk:
             line
             + f" Components that exit wait until {size(FREED_AT)} are free; free space and the stack resumes."
         )
+
+    def where(self, home: Path) -> str:
+        """Which disk is full, how full, and what takes the space there."""
+        where = f"{size(self.free)} free of {size(self.total)} on {self.mount}"
+        where += f" ({self.fs_type})" if self.fs_type else ""
+        taken = ", ".join(f"{shown(path, home)} {size(length)}" for length, path in self.largest) or "nothing"
+        line = f"the disk of {self.folder} is full: {where}; largest there: {taken}"
+        used = self.total - self.free
+        if self.held < used / 2:  # the space went elsewhere on that disk: say so, or the list misleads
+            line += f" (the folder holds {size(self.held)} of the {size(used)} used: the rest is outside it)"
+        return line + "."
 
 
 def size(length: float) -> str:

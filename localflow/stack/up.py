@@ -16,7 +16,7 @@ from pathlib import Path
 from localflow.config import remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
-from localflow.stack import ownership
+from localflow.stack import disk, ownership
 from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, stall_timeout, worker_count
 from localflow.stopping import RememberedInterrupt
 
@@ -121,6 +121,12 @@ def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     settings.use_environment(env)
+    # Before the lock, which writes into .airflow; the migration and the first heartbeats would fail too.
+    if full := disk.find_full(env, disk.FREED_AT):
+        raise LocalflowError(
+            f"{full.where(Path(env['AIRFLOW_HOME']))} Free at least {disk.size(disk.FREED_AT)} there, then "
+            'start again (docs/logs.md, "A full disk").'
+        )
     # Ctrl-C stops every phase of a start, as it stops the supervisor.
     interrupt = RememberedInterrupt()
     # First the lock: a second `up` stops here, before it could write .env or the database.

@@ -4,7 +4,7 @@ One stack for three cases, in order. A task prints 60 MB: the supervisor says in
 full and what fills it, stops the task and fails it without retry, and once the log is deleted a new run
 succeeds. A file that is no task's fills the disk to the last byte: a component that exits waits for space
 instead of crash-looping, and resumes once it is deleted. A scheduler that stops making progress
-(SIGSTOP) is restarted. The database stays intact throughout.
+(SIGSTOP) is restarted. `up` on a full disk stops at once, in one line. The database stays intact.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from localflow.polling import wait_until
-from testkit.native_stack import RunningStack, components, dag_source, running_stack
+from testkit.native_stack import RunningStack, components, dag_source, run_localflow, running_stack
 
 pytestmark = pytest.mark.stack
 
@@ -126,10 +126,7 @@ def test_a_task_that_fills_the_disk_is_named_stopped_and_not_retried(stack: Runn
 def test_a_disk_full_to_the_last_byte_holds_the_components_until_space_is_freed(stack: RunningStack):
     since = len(stack.output())
     ballast = stack.workspace / ".airflow" / "ballast.bin"
-    with ballast.open("wb") as file, contextlib.suppress(OSError):  # ENOSPC ends it
-        while True:
-            file.write(b"\0" * 1024 * 1024)
-            file.flush()
+    fill(ballast)
     with stack.output_on_timeout():
         wait_until(lambda: full_lines(stack, since), 10, what="the full disk said")
     # SQLite still writes into its WAL's pages, so an idle stack may live on; a component that exits now
@@ -164,3 +161,26 @@ def test_a_scheduler_that_stops_making_progress_is_restarted(stack: RunningStack
     assert [line for line in lines if "scheduler" in line] == [
         line for line in lines if line.startswith("localflow: scheduler runs but its heartbeat stopped")
     ], lines
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until the disk is full."""
+    with path.open("wb") as file, contextlib.suppress(OSError):  # ENOSPC ends it
+        while True:
+            file.write(b"\0" * 1024 * 1024)
+            file.flush()
+
+
+def test_up_on_a_full_disk_says_so_in_one_line_before_anything_starts(stack: RunningStack):
+    ballast = stack.workspace / ".airflow" / "ballast.bin"
+    fill(ballast)
+    try:
+        result = run_localflow(stack.env, "up")
+    finally:
+        ballast.unlink()
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = (result.stdout + result.stderr).strip().splitlines()
+    assert line.startswith(f"localflow: the disk of {stack.workspace / '.airflow'} is full: 0 B free"), line
+    assert (
+        "largest there: ballast.bin " in line and "Free at least 8.0 MiB there, then start again" in line
+    ), line
