@@ -88,6 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
           "that each Celery worker consumes", "stack.supervisor"),
     _user("LOCALFLOW_COMPONENT_LOG_MAX_MB", "number", "20", "size in MiB past which a component's log in "
           ".airflow/logs/components is rotated to NAME.log.1; 0: never", "stack.supervisor"),
+    _user("LOCALFLOW_STALL_TIMEOUT", "number", "90", "seconds a running scheduler, triggerer or dag-processor "
+          "may go without a heartbeat before the native stack restarts it; 0: never", "stack.supervisor"),
     _user("LOCALFLOW_TASK_LOGS_TO_STDOUT", "switch", "off", "also copy each task log line to the scheduler's "
           "output (Airflow's default; the task log is where the UI shows it)", "stack.executor"),
     _user("LOCALFLOW_SLOW_IMPORT", "number", "3", "seconds past which a plugin or DAG file's import is named "

@@ -16,8 +16,8 @@ from pathlib import Path
 from localflow.config import remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
-from localflow.stack import ownership
-from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, worker_count
+from localflow.stack import disk, ownership
+from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, stall_timeout, worker_count
 from localflow.stopping import RememberedInterrupt
 
 
@@ -57,6 +57,7 @@ def preflight(env: dict[str, str], workspace: Path) -> None:
     before anything starts."""
     check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
     log_max_bytes(env)
+    stall_timeout(env)
     if settings.uses_celery(env):
         check_celery(env)
     remote_logs.check_installed(env, in_container=False)
@@ -120,6 +121,12 @@ def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     settings.use_environment(env)
+    # Before the lock, which writes into .airflow; the migration and the first heartbeats would fail too.
+    if full := disk.find_full(env, disk.FREED_AT):
+        raise LocalflowError(
+            f"{full.where(Path(env['AIRFLOW_HOME']))} Free at least {disk.size(disk.FREED_AT)} there, then "
+            'start again (docs/logs.md, "A full disk").'
+        )
     # Ctrl-C stops every phase of a start, as it stops the supervisor.
     interrupt = RememberedInterrupt()
     # First the lock: a second `up` stops here, before it could write .env or the database.

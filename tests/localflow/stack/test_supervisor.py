@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -20,6 +21,7 @@ from localflow.debugging.warm_runner import client as warm_runner
 from localflow.polling import wait_until
 from localflow.secrets import keyguard
 from localflow.secrets.rules import SECRETS
+from localflow.stack.supervisor import Component, NativeStack
 from testkit.environment import EXAMPLE_DAGS, REPO
 from testkit.native_stack import (
     RunningStack,
@@ -230,3 +232,29 @@ def test_component_logs_are_rotated_at_their_size(tmp_path):
     written_on = log.read_bytes()
     assert b"\0" not in written_on, "the component wrote past the end of the emptied file"
     assert len(written_on) <= max_bytes * 2, "the log was not emptied"  # at most rotated once more
+
+
+def test_a_component_that_keeps_exiting_is_said_once_then_restarted_quietly(tmp_path, capsys):
+    """A restart loop is two lines (the first exit, then that it loops), not one line per restart.
+
+    A real process that exits at once (``python -m localflow`` with an unknown command) in the dag
+    watcher's place, supervised by the real loop for 8 s: restarted after 1, 2 and 4 s.
+    """
+    workspace = make_workspace(tmp_path)
+    env = settings.native_environment(workspace, stack_environment(workspace, None))
+    stack = NativeStack(env)
+    looping = Component("dag-watcher", ["no-such-command"], tmp_path / "looping.log")
+    stack.components = [looping]
+    looping.start(env)
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        stack.supervise_once()
+        time.sleep(0.1)
+    stack.stop()
+    lines = capsys.readouterr().out.splitlines()
+    assert looping.restarts >= 3, lines
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("localflow: dag-watcher exited (code 2); restarting in 1 s"), lines
+    assert "its last line: " in lines[0] and "no-such-command" in lines[0], lines
+    assert lines[1].startswith("localflow: dag-watcher exited again (code 2), 2 times in a row"), lines
+    assert "without a line for each restart" in lines[1], lines
