@@ -164,17 +164,21 @@ class AirflowClient:
 
         wait_until(lambda: not missing(), timeout, interval=1, what=lambda: f"DAGs {sorted(missing())}")
 
-    def trigger(self, dag_id: str, conf: dict | None = None, *, unpause: bool = True) -> str:
-        """Unpause (unless told not to) and trigger ``dag_id`` now; return the run id."""
+    def trigger(
+        self, dag_id: str, conf: dict | None = None, *, unpause: bool = True, logical_date: str | None = None
+    ) -> str:
+        """Unpause (unless told not to) and trigger ``dag_id`` now (at ``logical_date``, ISO 8601, when
+        given: the UI's trigger form); return the run id. A refusal raises ``ApiError`` with Airflow's reason.
+        """
         if unpause:
             status, body = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             if status != 200:
                 raise ApiError(f"unpausing {dag_id}: {status} {body}")
         status, body = self.request(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf or {}}
         )
         if status != 200:
-            raise ApiError(f"triggering {dag_id}: {status} {body}")
+            raise ApiError(f"triggering {dag_id}: {status} {body.get('detail', body)}")
         return body["dag_run_id"]
 
     def run(self, dag_id: str, run_id: str) -> dict:
@@ -189,6 +193,11 @@ class AirflowClient:
             return body if status == 200 and body.get("state") in FINISHED_RUN_STATES else None
 
         return wait_until(finished, timeout, interval=interval, what=f"run {run_id} of {dag_id} finished")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        """The task instances of a run (mapped ones each with its ``map_index``), their states and tries."""
+        run = urllib.parse.quote(run_id, safe="")
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances?limit=1000")["task_instances"]
 
     def task_log(
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
@@ -205,6 +214,10 @@ class AirflowClient:
         """The import errors the UI shows: file (relative to its bundle) → the error's traceback."""
         body = self.get("/api/v2/importErrors?limit=100")
         return {error["filename"]: error["stack_trace"] for error in body["import_errors"]}
+
+    def dag_warnings(self) -> list[dict]:
+        """The DAG warnings the UI shows (``dag_id``, ``warning_type``, ``message``)."""
+        return self.get("/api/v2/dagWarnings?limit=1000")["dag_warnings"]
 
     def file_tokens(self, bundle: str) -> dict[str, str]:
         """``relative_fileloc`` → ``file_token`` of every file of ``bundle`` that holds or held a DAG."""
