@@ -203,10 +203,16 @@ class AirflowClient:
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
     ) -> list[str]:
         """The events of a task instance's log, in the order the UI shows them."""
+        events = self.task_log_events(dag_id, run_id, task_id, try_number, map_index)
+        return [event if isinstance(event, str) else str(event.get("event", "")) for event in events]
+
+    def task_log_events(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> list[dict | str]:
+        """A task instance's log as the API gives it: structured events (level, ``error_detail``, ...)."""
         run = urllib.parse.quote(run_id, safe="")
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/logs/{try_number}"
-        body = self.get(f"{path}?full_content=true&map_index={map_index}")
-        return [event if isinstance(event, str) else str(event.get("event", "")) for event in body["content"]]
+        return self.get(f"{path}?full_content=true&map_index={map_index}")["content"]
 
     # --- parsing -------------------------------------------------------------------------------------
 

@@ -88,24 +88,43 @@ def dag_of(api: rest.AirflowClient, fileloc: str, dag_id: str | None, workspace:
     return found[0]
 
 
-def readable(events: list[str]) -> list[str]:
-    """A task log's lines as the terminal shows them: no group markers, no source section, one line each."""
+def error_lines(details: list[dict], workspace: Workspace) -> list[str]:
+    """A task's exception as a traceback: its frames in dags/ and plugins/ (all, if none is) and the error."""
+    lines: list[str] = []
+    for detail in reversed(details):  # the API lists the last exception first, its causes after it
+        frames = detail.get("frames") or []
+        ours = [frame for frame in frames if workspace.local(str(frame.get("filename", "")))] or frames
+        lines += [f'  File "{f.get("filename")}", line {f.get("lineno")}, in {f.get("name")}' for f in ours]
+        lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
+    return lines
+
+
+def readable(events: list[dict | str], workspace: Workspace) -> list[str]:
+    """A task log's lines as the terminal shows them: no group markers, no source section, one line each,
+    warnings and errors marked, a task's exception as its traceback."""
     lines: list[str] = []
     in_source = False
     for event in events:
-        if event.startswith("::group::") or event.startswith("::endgroup::"):
-            in_source = event.startswith(SOURCE_GROUP)
+        record = event if isinstance(event, dict) else {"event": event}
+        text = str(record.get("event", ""))
+        if text.startswith(("::group::", "::endgroup::")):
+            in_source = text.startswith(SOURCE_GROUP)
             continue
-        if not in_source:
-            lines += event.rstrip("\n").splitlines() or [""]
+        if in_source:
+            continue
+        level = str(record.get("level", "")).upper()
+        mark = f"{level} " if level in {"WARNING", "ERROR", "CRITICAL"} else ""
+        lines += [mark + line for line in text.rstrip("\n").splitlines() or [""]]
+        if record.get("error_detail"):
+            lines += error_lines(record["error_detail"], workspace)
     return lines
 
 
 class LogFollower:
     """Prints each task try's log lines once, as they appear: ``[task_id] line`` (``[task_id:2]`` if mapped)."""
 
-    def __init__(self, api: rest.AirflowClient, dag_id: str, run_id: str) -> None:
-        self.api, self.dag_id, self.run_id = api, dag_id, run_id
+    def __init__(self, api: rest.AirflowClient, dag_id: str, run_id: str, workspace: Workspace) -> None:
+        self.api, self.dag_id, self.run_id, self.workspace = api, dag_id, run_id, workspace
         self.printed: dict[tuple[str, int, int], int] = {}  # (task, map index, try) -> lines printed
 
     def look(self) -> None:
@@ -117,9 +136,10 @@ class LogFollower:
                 continue
             key = (ti["task_id"], ti.get("map_index", -1), ti["try_number"])
             try:
-                lines = readable(self.api.task_log(self.dag_id, self.run_id, key[0], key[2], key[1]))
+                events = self.api.task_log_events(self.dag_id, self.run_id, key[0], key[2], key[1])
             except rest.ApiError:
                 continue  # no log yet
+            lines = readable(events, self.workspace)
             name = key[0] if key[1] < 0 else f"{key[0]}:{key[1]}"
             name = name if key[2] == 1 else f"{name} try {key[2]}"
             for line in lines[self.printed.get(key, 0) :]:
@@ -148,7 +168,7 @@ def main(
     except rest.ApiError as error:
         raise LocalflowError(str(error)) from None
     say(f"triggered {dag_id}: run {run_id}; {run_url(env, dag_id, run_id)}")
-    follower = LogFollower(api, dag_id, run_id)
+    follower = LogFollower(api, dag_id, run_id, workspace)
     try:
         while True:
             state = api.run(dag_id, run_id).get("state")
