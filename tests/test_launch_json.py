@@ -156,7 +156,8 @@ def test_folder_open_task_starts_the_runner_f5_uses():
     """.vscode/tasks.json starts the warm runner when the folder opens, with what F5's DAG configurations
     run it with: their interpreter and ``pythonArgs`` plus ``--start``, in their working folder."""
     tasks = load_jsonc(REPO / ".vscode" / "tasks.json")["tasks"]
-    [task] = [task for task in tasks if task.get("runOptions", {}).get("runOn") == "folderOpen"]
+    [task] = [task for task in tasks if task["label"] == "localflow: start the warm debug runner"]
+    assert task["runOptions"]["runOn"] == "folderOpen"
     for name in ("Airflow: debug this DAG file", "Airflow: debug one task"):
         [config] = [config for config in CONFIGURATIONS if config["name"] == name]
         assert task["command"] == config["python"]

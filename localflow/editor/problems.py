@@ -9,6 +9,7 @@ its own line and column. docs/editor.md has the format and the task.
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 import time
@@ -83,6 +84,14 @@ class Workspace:
                     return candidate
         return None
 
+    def module(self, path: Path) -> str | None:
+        """The module name a DAG file imports ``path`` by (both folders are on ``sys.path`` of a parse)."""
+        for folder in (self.dags, self.plugins):
+            if path.is_relative_to(folder):
+                parts = path.relative_to(folder).with_suffix("").parts
+                return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        return None
+
     def dag_file(self, relative_fileloc: str) -> Path:
         """A file the API names relative to the DAGs folder (its bundle)."""
         return self.dags / relative_fileloc
@@ -105,6 +114,28 @@ def column(path: Path, line: int, marker: str | None) -> int:
     if marker is None or not marker.strip() or set(marker.strip()) - set("^~"):
         return indent + 1
     return max(1, len(marker) - len(marker.lstrip()) - 4 + indent + 1)
+
+
+def import_line(dag_file: Path, module: str | None) -> int:
+    """The line of ``dag_file`` that imports ``module`` (or a package above or below it); else 1.
+
+    Airflow keeps only the last frames of an import error's traceback, which for a broken helper are the
+    helper's: the DAG file's own line is found by reading its imports.
+    """
+    try:
+        tree = ast.parse(dag_file.read_text(errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return 1
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        if module and any(name == module or module.startswith(f"{name}.") for name in names):
+            return node.lineno
+    return 1
 
 
 def from_import_error(filename: str, stack_trace: str, workspace: Workspace) -> list[Problem]:
@@ -130,7 +161,7 @@ def from_import_error(filename: str, stack_trace: str, workspace: Workspace) -> 
     found = [Problem(workspace.relative(path), line, column(path, line, marker), "error", message)]
     if path != dag_file:
         in_dag = [frame for frame in ours if frame[1] == dag_file]
-        dag_line = in_dag[-1][2] if in_dag else 1
+        dag_line = in_dag[-1][2] if in_dag else import_line(dag_file, workspace.module(path))
         where = f"{workspace.relative(path)}:{line}"
         found.append(
             Problem(
