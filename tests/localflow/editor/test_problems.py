@@ -171,6 +171,7 @@ def problems_once(env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.stack
 def test_the_task_waits_for_the_stack_then_shows_a_clean_workspace(editor: Editor):
     """Started before the stack, the task says how to start it, keeps trying, and once the stack is up
     prints a first batch: the example DAGs have no problem, so the panel is empty, not missing."""
@@ -183,6 +184,7 @@ def test_the_task_waits_for_the_stack_then_shows_a_clean_workspace(editor: Edito
     assert editor.problems.poll() is None
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize(("before", "broken", "expected", "fixed"), CASES.values(), ids=CASES.keys())
 def test_a_save_shows_in_the_panel_and_its_fix_clears_it(editor: Editor, before, broken, expected, fixed):
     """Saved broken: each problem at its file, line and column; `--once` exits 1 with the same lines.
@@ -205,6 +207,7 @@ def test_a_save_shows_in_the_panel_and_its_fix_clears_it(editor: Editor, before,
     assert (once.returncode, once.stdout.splitlines()[-1]) == (0, "localflow problems: 0 found"), once.stdout
 
 
+@pytest.mark.stack
 def test_batches_are_framed_by_the_background_patterns(editor: Editor):
     """Every batch the task printed begins and ends with lines the matcher's background patterns match,
     so VS Code knows when a batch replaces the last; nothing else the task prints matches them."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.native_stack import failing_dag_source
+from testkit.native_stack import failing_dag_source, make_workspace, stack_environment
 from testkit.vscode_tasks import command_line, task
 
 from .conftest import Editor, task_environment
@@ -72,6 +72,7 @@ def ui_address(editor: Editor, text: list[str], dag_id: str) -> str:
     return url
 
 
+@pytest.mark.stack
 def test_a_run_that_succeeds_is_followed_as_it_logs(editor: Editor):
     """The task's lines come while it runs (the second some seconds after the first), with --conf and
     --logical-date as the UI's trigger form sets them; it ends with success, the UI's address, exit 0."""
@@ -90,6 +91,7 @@ def test_a_run_that_succeeds_is_followed_as_it_logs(editor: Editor):
         assert page.status == 200
 
 
+@pytest.mark.stack
 def test_a_failed_task_shows_its_error_and_fails_the_task(editor: Editor):
     """A task that raises: its error with the DAG file's line in the terminal, the run failed, exit 1."""
     code, lines = run_this_dag(editor, "failing.py", failing_dag_source(0, 1))
@@ -118,13 +120,14 @@ BAD_INPUT = (
 
 
 @pytest.mark.parametrize(("extra", "said"), BAD_INPUT)
-def test_bad_input_is_one_line(editor: Editor, tmp_path: Path, extra: list[str] | None, said: str):
-    """A mistake is one line saying what is wrong, exit 1."""
-    file = editor.workspace / "dags" / "example_etl.py" if extra is not None else tmp_path / "elsewhere.py"
+def test_bad_input_is_one_line(tmp_path: Path, extra: list[str] | None, said: str):
+    """A mistake is one line saying what is wrong, exit 1, before any stack is asked (none runs here)."""
+    workspace = make_workspace(tmp_path)
+    file = workspace / "dags" / "example_etl.py" if extra is not None else tmp_path / "elsewhere.py"
     result = subprocess.run(
         [sys.executable, "-m", "localflow", "run", str(file), *(extra or [])],
-        cwd=editor.workspace,
-        env=task_environment(editor.stack.env),
+        cwd=workspace,
+        env=task_environment(stack_environment(workspace, None)),
         capture_output=True,
         text=True,
         timeout=60,
