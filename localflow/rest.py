@@ -2,7 +2,8 @@
 
 ``request_json`` is one JSON request; ``AirflowClient`` logs in as a user of the SimpleAuthManager (once,
 and again when the token expires) and offers the calls the workspace makes: health, DAGs, triggering a run
-and waiting for it, reparse requests and when a file's latest parse began, the Execution API warm-up.
+and waiting for it, its task instances and their logs, import errors and DAG warnings, reparse requests
+and when a file's latest parse began, the Execution API warm-up.
 """
 
 from __future__ import annotations

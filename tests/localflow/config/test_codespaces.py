@@ -70,7 +70,11 @@ UI_URLS = (
         {**IN_CODESPACE, "AIRFLOW__API__HOST": "0.0.0.0", "AIRFLOW__API__PORT": "8080"},
         f"https://{NAME}-8080.{DOMAIN}",
     ),
-    ("base-url-wins", {**IN_CODESPACE, codespaces.BASE_URL: "https://a.example.com"}, "https://a.example.com"),
+    (
+        "base-url-wins",
+        {**IN_CODESPACE, codespaces.BASE_URL: "https://a.example.com"},
+        "https://a.example.com",
+    ),
 )
 
 
