@@ -175,17 +175,26 @@ def from_import_error(filename: str, stack_trace: str, workspace: Workspace) -> 
     return found
 
 
-def from_dag_warning(warning: Mapping[str, str], file: Path | None, workspace: Workspace) -> Problem | None:
-    """A DAG warning at the line Airflow names (its runtime-varying value check does), else line 1."""
+def from_dag_warning(warning: Mapping[str, str], file: Path | None, workspace: Workspace) -> list[Problem]:
+    """A DAG warning's problems: one at each ``Line N, Col M`` it names with the ``Issue:`` that follows
+    (Airflow's runtime-varying values, the workspace's top-level lookups), else one at line 1."""
     if file is None:
-        return None
+        return []
     text = warning.get("message", "")
-    position = AIRFLOW_POSITION.search(text)
-    issue = AIRFLOW_ISSUE.search(text)
-    summary = issue["issue"] if issue else " ".join(text.split())
-    line, col = (int(position["line"]), int(position["col"])) if position else (1, 1)
-    message = f"{summary} (Airflow: {warning.get('warning_type', 'warning')}, DAG {warning.get('dag_id')})"
-    return Problem(workspace.relative(file), line, col, "warning", message)
+    where = f"(Airflow: {warning.get('warning_type', 'warning')}, DAG {warning.get('dag_id')})"
+    path = workspace.relative(file)
+    positions = list(AIRFLOW_POSITION.finditer(text))
+    if not positions:
+        return [Problem(path, 1, 1, "warning", f"{' '.join(text.split())} {where}")]
+    found = []
+    for index, position in enumerate(positions):
+        end = positions[index + 1].start() if index + 1 < len(positions) else len(text)
+        issue = AIRFLOW_ISSUE.search(text, position.end(), end)
+        summary = issue["issue"] if issue else " ".join(text.split())
+        found.append(
+            Problem(path, int(position["line"]), int(position["col"]), "warning", f"{summary} {where}")
+        )
+    return found
 
 
 def collect(api: rest.AirflowClient, workspace: Workspace) -> list[Problem]:
@@ -201,9 +210,7 @@ def collect(api: rest.AirflowClient, workspace: Workspace) -> list[Problem]:
             if dag.get("relative_fileloc")
         }
         for warning in warnings:
-            problem = from_dag_warning(warning, files.get(warning["dag_id"]), workspace)
-            if problem:
-                found.add(problem)
+            found.update(from_dag_warning(warning, files.get(warning["dag_id"]), workspace))
     return sorted(found)
 
 

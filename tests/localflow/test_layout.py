@@ -99,6 +99,7 @@ IN_AIRFLOW_PROCESSES = (
     "localflow.secrets.backend",
     "localflow.stack.executor",
     "localflow.stack.parse_guard",
+    "localflow.stack.parse_lookups",
     "localflow.stack.pools",
     "localflow.stack.task_output",
     "localflow.stack.wakeups",
