@@ -12,6 +12,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 from localflow import rest
@@ -20,6 +21,7 @@ from localflow.editor import connection
 from localflow.editor.problems import Workspace, from_import_error
 from localflow.errors import LocalflowError
 from localflow.polling import WaitTimeout, wait_until
+from localflow.watcher.reparse import BUNDLE_NAME, START_MARGIN
 
 PREFIX = "localflow run:"
 INTERVAL = 0.5  # seconds between looks at the run's task instances and logs
@@ -58,25 +60,51 @@ def relative_fileloc(file: str, workspace: Workspace) -> str:
     return path.relative_to(dags).as_posix()
 
 
-def dag_of(api: rest.AirflowClient, fileloc: str, dag_id: str | None, workspace: Workspace) -> str:
-    """The DAG of the file to run; its import error, or its several DAGs, as one clear error."""
+def seconds(timestamp: str | None) -> float:
+    """An API timestamp (ISO 8601, ``Z`` for UTC) as epoch seconds; 0 when there is none."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() if timestamp else 0.0
 
-    def parsed() -> list[str] | str:
-        ids = sorted(dag["dag_id"] for dag in api.dags() if dag.get("relative_fileloc") == fileloc)
-        if ids:
-            return ids
-        errors = api.import_errors()
-        if fileloc in errors:
-            return "\n".join(map(str, from_import_error(fileloc, errors[fileloc], workspace)))
-        return []
+
+def latest_parse(
+    api: rest.AirflowClient, fileloc: str, workspace: Workspace
+) -> tuple[float, list[str] | str]:
+    """When the stack last parsed the file, and what it found: its DAGs, or its import error's problems."""
+    began, ids = 0.0, []
+    for dag in api.dags(exclude_stale="false", bundle_name=BUNDLE_NAME):
+        if dag.get("relative_fileloc") == fileloc and dag.get("last_parsed_time"):
+            began = max(began, seconds(dag["last_parsed_time"]) - (dag.get("last_parse_duration") or 0.0))
+            if not dag.get("is_stale"):
+                ids.append(dag["dag_id"])
+    for error in api.get("/api/v2/importErrors?limit=100")["import_errors"]:
+        if error["filename"] == fileloc and seconds(error.get("timestamp")) >= began:
+            text = "\n".join(map(str, from_import_error(fileloc, error["stack_trace"], workspace)))
+            return seconds(error.get("timestamp")), text
+    return began, sorted(ids)
+
+
+def dag_of(
+    api: rest.AirflowClient, fileloc: str, dag_id: str | None, workspace: Workspace, saved: float
+) -> str:
+    """The DAG of the file to run, once the stack has parsed the file's last save (``saved``, its
+    modification time: "run this DAG" right after a save runs what was saved); its import error, or its
+    several DAGs, as one clear error."""
+    seen: list[tuple[float, list[str] | str]] = []
+
+    def parsed_since_save() -> bool:
+        seen[:] = [latest_parse(api, fileloc, workspace)]
+        began, found = seen[0]
+        return bool(found) and began >= saved - START_MARGIN
 
     try:
-        found = wait_until(parsed, PARSE_WAIT, interval=INTERVAL, what=f"a DAG of {fileloc}")
+        wait_until(parsed_since_save, PARSE_WAIT, interval=INTERVAL, what=f"a parse of {fileloc}")
     except WaitTimeout:
-        raise LocalflowError(
-            f"the stack has no DAG from dags/{fileloc} after {PARSE_WAIT:g} s: is it a DAG file, "
-            "and does `python -m localflow problems --once` name it?"
-        ) from None
+        if not seen or not seen[0][1]:
+            raise LocalflowError(
+                f"the stack has no DAG from dags/{fileloc} after {PARSE_WAIT:g} s: is it a DAG file, "
+                "and does `python -m localflow problems --once` name it?"
+            ) from None
+        say(f"the stack has not parsed the last save of dags/{fileloc} yet: running what it parsed before")
+    found = seen[0][1]
     if isinstance(found, str):
         raise LocalflowError(f"dags/{fileloc} does not import, so it has no DAG to run:\n{found}")
     if dag_id:
@@ -163,7 +191,7 @@ def main(
     if api.health() is None:
         raise LocalflowError(connection.not_running(api))
     try:
-        dag_id = dag_of(api, fileloc, dag_id, workspace)
+        dag_id = dag_of(api, fileloc, dag_id, workspace, Path(file).stat().st_mtime)
         run_id = api.trigger(dag_id, conf, logical_date=logical_date)
     except rest.ApiError as error:
         raise LocalflowError(str(error)) from None

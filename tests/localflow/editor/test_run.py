@@ -18,12 +18,14 @@ from testkit.vscode_tasks import command_line, task
 from .conftest import Editor, task_environment
 
 RUN_TASK = "localflow: run this DAG"
-FOLLOWED = '''"""A DAG whose task logs a line, waits, then logs another."""
+FOLLOWED = '''"""A DAG whose task logs a line, waits, then logs another; slow to parse."""
 
 import time
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
+
+time.sleep(2)  # a slow parse: a run right after a save must wait for it, not run the version before
 
 
 @dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=["test"])
@@ -75,7 +77,12 @@ def ui_address(editor: Editor, text: list[str], dag_id: str) -> str:
 @pytest.mark.stack
 def test_a_run_that_succeeds_is_followed_as_it_logs(editor: Editor):
     """The task's lines come while it runs (the second some seconds after the first), with --conf and
-    --logical-date as the UI's trigger form sets them; it ends with success, the UI's address, exit 0."""
+    --logical-date as the UI's trigger form sets them; it ends with success, the UI's address, exit 0.
+    Run right after a save, it runs what was saved: the stack had parsed an older version, whose task
+    had another name."""
+    older = FOLLOWED.replace("def show()", "def show_before()").replace("    show()\n", "    show_before()\n")
+    (editor.workspace / "dags" / "followed.py").write_text(older)
+    editor.stack.api.wait_for_dags(["followed"], timeout=60)
     code, lines = run_this_dag(
         editor, "followed.py", FOLLOWED, "--conf", '{"n": 3}', "--logical-date", "2025-02-03T00:00:00Z"
     )
@@ -85,6 +92,7 @@ def test_a_run_that_succeeds_is_followed_as_it_logs(editor: Editor):
     first = "[show] first line, n=3, logical date 2025-02-03"
     assert first in when and "[show] second line" in when, "\n".join(text)
     assert when["[show] second line"] - when[first] > 2, "the first line came only with the second"
+    assert not any(line.startswith("[show_before]") for line in text), "the version parsed before ran"
     assert any(line.endswith("finished: success") for line in text[-2:]), text
     url = ui_address(editor, text, "followed")
     with urllib.request.urlopen(url, timeout=30) as page:  # the UI serves the run's page
