@@ -248,20 +248,23 @@ def test_a_save_shows_in_the_panel_and_its_fix_clears_it(editor: Editor, before,
 
 @pytest.mark.stack
 def test_batches_are_framed_by_the_background_patterns(editor: Editor):
-    """Every batch the task printed begins and ends with lines the matcher's background patterns match,
-    so VS Code knows when a batch replaces the last; nothing else the task prints matches them."""
-    lines = editor.problems_lines()
+    """Every batch the task printed begins and ends with lines the matcher's background patterns match, so
+    VS Code knows when a batch replaces the last; problems come only inside a batch, and what the task says
+    between batches (no stack yet, say) is no problem and no frame."""
     found = matcher(editor)
-    begins = [line for line in lines if found.begins.search(line)]
-    ends = [line for line in lines if found.ends.search(line)]
-    assert len(begins) == len(ends) == len(found.batches(lines)) >= 1, lines
-    assert all(
-        found.begins.search(line)
-        or found.ends.search(line)
-        or found.marker(line)
-        or "no Airflow stack" in line
-        for line in lines
-    ), lines
+    inside, batches = False, 0
+    for line in editor.problems_lines():
+        if found.begins.search(line):
+            assert not inside, line
+            inside = True
+        elif found.ends.search(line):
+            assert inside, line
+            inside, batches = False, batches + 1
+        elif found.marker(line):
+            assert inside, f"a problem outside a batch: {line}"
+        else:
+            assert not inside and line.startswith("localflow problems: "), line
+    assert batches >= 1 and batches == len(found.batches(editor.problems_lines()))
 
 
 def test_without_a_stack_once_says_how_to_start_one(tmp_path: Path):
