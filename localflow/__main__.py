@@ -260,7 +260,13 @@ COMMANDS: tuple[Command, ...] = (
         "the running stack's import errors and DAG warnings as FILE:LINE:COL: error: MESSAGE, printed again "
         "whenever they change (VS Code's Problems panel reads them: docs/editor.md)",
         _problems,
-        (arg("--once", action="store_true", help="print them once; exit 0 if there are none, 1 if some, 2 if no stack answers"),),
+        (
+            arg(
+                "--once",
+                action="store_true",
+                help="print them once; exit 0 if there are none, 1 if some, 2 if no stack answers",
+            ),
+        ),
         native=True,
     ),
     Command(
