@@ -306,6 +306,18 @@ INTERNALS = (
         "how the parsing process ended, for the import error's message",
         kind="assigned",
     ),
+    # --- A DAG file's top-level lookups are a DAG warning (stack/parse_lookups.py) --------------------------
+    Internal(
+        "airflow.dag_processing.processor",
+        "_parse_file",
+        "stack/parse_lookups.py",
+        "wrapped in the parsing process: the lookups made from the file's lines join the parse's warnings",
+        kind="parameters",
+        parameters=("msg", "log"),
+    ),
+    Internal(
+        "sys", "_getframe", "stack/parse_lookups.py", "the lookup's frames: the DAG file's line that made it"
+    ),
     # --- The scheduler and the dag-processor wake on the database's notifications (stack/wakeups.py) ----
     Internal(
         "airflow.jobs.scheduler_job_runner",

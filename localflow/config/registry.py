@@ -162,6 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
     _test("LOCALFLOW_ENGINE_DIR", "path", "where ../shared/containers keeps the container engine (its env.sh "
           "exports it)", "testkit.containers"),
     _test("LOCALFLOW_SHARED_CONTAINERS", "path", "the container engine scripts", "testkit.containers"),
+    _test("LOCALFLOW_CODE_SERVER_HOME", "path", "where the VS Code tests' code-server is installed (default "
+          "~/.cache/localflow/code-server)", "testkit.code_server"),
 )  # fmt: skip
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
