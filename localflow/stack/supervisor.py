@@ -510,34 +510,31 @@ class NativeStack:
             ownership.end(ownership.processes_of(stack_id), timeout=TASK_STOP_TIMEOUT)
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: str, what: str) -> float:
+    """``name``'s number of ``env``, at least 0; a mistake says how to fix it (``what``: its meaning)."""
+    value = env.get(name, default).strip()
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:  # also NaN
+        raise LocalflowError(f"{name}={value!r} in .env: set {what} (default {default}).")
+    return number
+
+
 def log_max_bytes(env: Mapping[str, str]) -> int:
     """The size past which a component's log is rotated (``LOCALFLOW_COMPONENT_LOG_MAX_MB``); 0: never."""
-    value = env.get(LOG_MAX_MB, DEFAULT_LOG_MAX_MB).strip()
-    try:
-        megabytes = float(value)
-    except ValueError:
-        megabytes = -1.0
-    if not megabytes >= 0:  # also NaN
-        raise LocalflowError(
-            f"{LOG_MAX_MB}={value!r} in .env: set the size in MiB past which a component's log is "
-            f"rotated (default {DEFAULT_LOG_MAX_MB}), or 0 to never rotate."
-        )
-    return int(megabytes * 1024 * 1024)
+    what = "the size in MiB past which a component's log is rotated, or 0 to never rotate"
+    return int(_non_negative(env, LOG_MAX_MB, DEFAULT_LOG_MAX_MB, what) * 1024 * 1024)
 
 
 def stall_timeout(env: Mapping[str, str]) -> float:
     """Seconds of a stale heartbeat after which a running component is restarted; 0: never."""
-    value = env.get(STALL_TIMEOUT, DEFAULT_STALL_TIMEOUT).strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0:
-        raise LocalflowError(
-            f"{STALL_TIMEOUT}={value!r} in .env: set the seconds after which a component whose heartbeat "
-            f"stopped is restarted (default {DEFAULT_STALL_TIMEOUT}), or 0 to never restart one for it."
-        )
-    return seconds
+    what = (
+        "the seconds after which a component whose heartbeat stopped is restarted, "
+        "or 0 to never restart one for it"
+    )
+    return _non_negative(env, STALL_TIMEOUT, DEFAULT_STALL_TIMEOUT, what)
 
 
 def last_line(path: Path, tail: int = 4096) -> str:
