@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from dataclasses import dataclass
 
 from localflow import releases
 
 
 def _key(release: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in release.split("."))
+    return tuple(int(part) for part in re.findall(r"\d+", release)[:3])  # 3.3.0rc1: (3, 3, 0)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class Internal:
     def holds_in(self, release: str) -> bool:
         """Whether it holds in ``release`` (X.Y.Z), by ``since``."""
         return _key(release) >= _key(self.since)
+
+    @property
+    def releases(self) -> tuple[str, ...]:
+        """The supported releases it holds in."""
+        return tuple(release for release in releases.SUPPORTED if self.holds_in(release))
 
     @property
     def qualified_name(self) -> str:
@@ -203,7 +209,10 @@ INTERNALS = (
         "airflow.sdk.execution_time.supervisor",
         "in_process_api_server",
         "debugging/dagtest.py",
-        "the in-process API built ahead of the run",
+        "the in-process API built ahead of the run: one for the whole run (before 3.3, made so by dagtest.py)",
+        "reads",
+        text="@functools.lru_cache(maxsize=1)",
+        since="3.3.2",
     ),
     Internal(
         "httpx._transports.wsgi",
@@ -376,6 +385,23 @@ INTERNALS = (
         "debugpy.common.log", "_levels", "debugging/warm_runner/server.py", "the levels its open logs keep"
     ),
 )
+
+
+def installed() -> str:
+    """The installed Airflow release (X.Y.Z)."""
+    from importlib import metadata
+
+    return metadata.version("apache-airflow")
+
+
+def holds(module: str, name: str) -> bool:
+    """Whether ``module``'s internal ``name`` (each of its rows) holds in the installed Airflow, by ``since``:
+    code that adapts to a release asks here, so a release's gaps are stated in this one list."""
+    rows = [row for row in INTERNALS if row.module == module and row.name == name]
+    if not rows:
+        raise KeyError(f"{module}.{name} has no row in localflow/internals.py")
+    release = installed()
+    return all(row.holds_in(release) for row in rows)
 
 
 def problem(internal: Internal) -> str | None:

@@ -16,6 +16,7 @@ traced. docs/performance.md, "F5 to a breakpoint", has the measurements.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import sysconfig
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from localflow import execution_api as unversioned
-from localflow import import_timing
+from localflow import import_timing, internals
 from localflow.config import settings
 from localflow.database import missing_database
 from localflow.debugging import isolation, support
@@ -299,6 +300,10 @@ def fast(bag: object) -> Iterator[None]:
 
     dagbag_module.BundleDagBag = bundle_bag
     execution_api.create_task_execution_api_app = unversioned_app
+    stock_api_server = supervisor.in_process_api_server
+    if not internals.holds(supervisor.__name__, "in_process_api_server"):
+        # Before 3.3 each task gets a new API; one for the run, as 3.3 does, is the one built ahead here.
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(stock_api_server)
     listener = support.TracingListener()
     get_listener_manager().add_listener(listener)
     try:
@@ -314,6 +319,7 @@ def fast(bag: object) -> Iterator[None]:
         get_listener_manager().pm.unregister(listener)
         dagbag_module.BundleDagBag = stock_bag
         execution_api.create_task_execution_api_app = stock_factory
+        supervisor.in_process_api_server = stock_api_server
 
 
 def run(

@@ -107,6 +107,8 @@ IN_AIRFLOW_PROCESSES = (
 LIGHT = {
     *IN_AIRFLOW_PROCESSES,
     *(f"{CONFIG}.{name}" for name in ("registry", "settings_yaml")),  # the standard library and PyYAML only
+    "localflow.internals",  # the standard library only: which internals hold in the installed release
+    "localflow.releases",
     *("localflow", CONFIG, "localflow.stack", "localflow.debugging", "localflow.secrets"),  # docstrings
 }
 
