@@ -8,6 +8,7 @@ table the workspace reads with SQL, a method it overrides).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import re
@@ -301,12 +302,11 @@ INTERNALS = (
     # --- A DAG file whose parsing process dies shows an import error (stack/parse_guard.py) -----------
     Internal(
         "airflow.dag_processing.manager",
-        "DagFileProcessorManager.handle_parsing_result",
+        "DagFileProcessorManager._collect_results",
         "stack/parse_guard.py",
-        "wrapped: a finished parse without a result gets one, with the import error",
-        kind="parameters",
-        parameters=("file", "proc"),
-        since="3.3.2",
+        "wrapped: a finished parse (a processor in _processors that is_ready) without a result gets one first",
+        kind="reads",
+        text="for file, proc in self._processors.items():",
     ),
     Internal(
         "airflow.sdk.execution_time.supervisor",
@@ -326,12 +326,11 @@ INTERNALS = (
     ),
     Internal(
         "airflow.dag_processing.manager",
-        "DagFileProcessorManager.prepare_process_context",
+        "DagFileProcessorManager._run_parsing_loop",
         "stack/wakeups.py",
-        "wrapped: it creates the selector the parsing loop waits on, where the LISTEN joins",
+        "wrapped: the LISTEN joins the selector its loop waits on (self.selector, made before it starts)",
         kind="reads",
-        text="self.selector = selectors.DefaultSelector()",
-        since="3.3.2",
+        text="self._service_processor_sockets(timeout=poll_time)",
     ),
     Internal(
         "airflow.dag_processing.manager",
@@ -387,6 +386,7 @@ INTERNALS = (
 )
 
 
+@functools.cache  # asked per workload by the executor
 def installed() -> str:
     """The installed Airflow release (X.Y.Z)."""
     from importlib import metadata

@@ -157,6 +157,9 @@ ALLOWED = {
         for name in ("localflow.stack.executor", "localflow.stack.task_output", "localflow.stack.workers")
         for dependency in ("localflow.config", "localflow.config.registry")
     ),
+    # internals says which of Airflow's internals the installed release has (the standard library only).
+    ("localflow.stack.executor", "localflow"),
+    ("localflow.stack.executor", "localflow.internals"),
     ("localflow.bootstrap", "localflow"),
     ("localflow.bootstrap", "localflow.releases"),
     ("localflow.container.entrypoint", "localflow"),
