@@ -15,7 +15,7 @@ SETTING = "LOCALFLOW_AIRFLOW_VERSION"
 # The newest patch of each Airflow 3 minor on PyPI: the releases the tests run on.
 SUPPORTED = ("3.0.6", "3.1.8", "3.2.2", "3.3.2")
 LOCKED = "3.3.2"  # requirements.txt's, pyproject.toml's pin: the release of a fresh clone
-# Where the stack and F5 run today; on the others they install, switch and migrate, but do not run yet
+# Where the stack, dag-test and F5 run; on the others they install, switch and migrate, but do not run yet
 # (docs/releases.md, "What works on each release": issue #24, item 2).
 RUNS_ON = frozenset({"3.2.2", "3.3.2"})
 OLDEST = SUPPORTED[0]
