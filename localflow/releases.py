@@ -32,6 +32,7 @@ HELD_BACK = {
     # Execution API is dropped once its client is made, so its lifespan ends when it is garbage collected,
     # and every task of dag.test() (and the triggerer's and dag-processor's calls) fails with
     # "'State' object has no attribute 'svcs_registry'". 3.3 keeps the API, and its lifespan, alive.
+    "3.1.8": ("svcs<26.2",),
     "3.2.2": ("svcs<26.2",),
 }
 
