@@ -24,7 +24,7 @@ def create_app(lifespan: Any = None, *, reissue_tokens: bool = True) -> Any:
     """Airflow's Execution API app, routes as written (``reissue_tokens``: Airflow's JWT middleware).
 
     What Airflow's own factory adds in the installed release only: before 3.3 it adds neither the trace
-    context dependency nor the common error handlers.
+    context dependency nor the common error handlers, before 3.2 no correlation ids either.
     """
     from airflow.api_fastapi.execution_api import app as execution_api
     from airflow.api_fastapi.execution_api.routes import execution_api_router
@@ -37,7 +37,8 @@ def create_app(lifespan: Any = None, *, reissue_tokens: bool = True) -> Any:
         lifespan=lifespan or execution_api.lifespan,
         generate_unique_id_function=lambda route: route.name,
     )
-    app.add_middleware(execution_api.CorrelationIdMiddleware)
+    if internals.holds(internals.EXECUTION_API, "CorrelationIdMiddleware"):
+        app.add_middleware(execution_api.CorrelationIdMiddleware)
     if reissue_tokens:
         app.add_middleware(execution_api.JWTReissueMiddleware)
     if internals.holds(internals.EXECUTION_API, "_inject_trace_context_dep"):

@@ -31,7 +31,8 @@ class Internal:
     contains ``text``, e.g. the private environment variable it reads).
 
     ``since``: the oldest supported release (``localflow/releases.py``) it holds in; it holds in every newer
-    one and in none older (``tests/localflow/test_internals.py`` checks both on each supported release).
+    one up to ``until`` (when set) and in no other (``tests/localflow/test_internals.py`` checks both on each
+    supported release).
     """
 
     module: str
@@ -42,10 +43,12 @@ class Internal:
     parameters: tuple[str, ...] = ()
     text: str = ""
     since: str = releases.OLDEST
+    until: str | None = None  # the newest release it holds in, for one a newer release dropped
 
     def holds_in(self, release: str) -> bool:
-        """Whether it holds in ``release`` (X.Y.Z), by ``since``."""
-        return _key(release) >= _key(self.since)
+        """Whether it holds in ``release`` (X.Y.Z), by ``since`` (and ``until``)."""
+        key = _key(release)
+        return key >= _key(self.since) and (self.until is None or key <= _key(self.until))
 
     @property
     def releases(self) -> tuple[str, ...]:
@@ -145,6 +148,21 @@ INTERNALS = (
         "BundleDagBag",
         "debugging/dagtest.py",
         "swapped during dag.test() for the bag already parsed",
+        since="3.2.2",
+    ),
+    Internal(
+        "airflow.models.dagbag",
+        "BundleDagBag",
+        "debugging/dagtest.py",
+        "the same, where 3.1's dag.test() imports it from (without bundle_name)",
+        since="3.1.8",
+        until="3.1.8",
+    ),
+    Internal(
+        "airflow.sdk.listener",
+        "get_listener_manager",
+        "debugging/dagtest.py",
+        "the Task SDK's listeners, which dag.test()'s tasks call (before 3.2: airflow.listeners.listener's)",
         since="3.2.2",
     ),
     Internal(
@@ -293,11 +311,11 @@ INTERNALS = (
         "the sentinel a copied decorated mapped task must get back, or it no longer expands",
     ),
     Internal(
-        "airflow.serialization.definitions.notset",
+        "airflow.sdk.definitions._internal.types",
         "ArgNotSet",
         "debugging/dagtest.py",
-        "given a __deepcopy__ returning itself while a DAG is copied: NOTSET is checked by identity",
-        since="3.2.2",
+        "given a __deepcopy__ returning itself while a DAG is copied: NOTSET is checked by identity (from 3.2"
+        " the class of airflow.serialization.definitions.notset)",
     ),
     # --- A DAG file whose parsing process dies shows an import error (stack/parse_guard.py) -----------
     Internal(
