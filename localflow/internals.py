@@ -412,10 +412,15 @@ def installed() -> str:
     return metadata.version("apache-airflow")
 
 
-def holds(module: str, name: str) -> bool:
-    """Whether ``module``'s internal ``name`` (each of its rows) holds in the installed Airflow, by ``since``:
-    code that adapts to a release asks here, so a release's gaps are stated in this one list."""
-    rows = [row for row in INTERNALS if row.module == module and row.name == name]
+def holds(module: str, name: str, kind: str = "") -> bool:
+    """Whether ``module``'s internal ``name`` (each of its rows, or those of ``kind``) holds in the installed
+    Airflow, by ``since``: code that adapts to a release asks here, so a release's gaps are stated in this
+    one list."""
+    rows = [
+        row
+        for row in INTERNALS
+        if row.module == module and row.name == name and (not kind or row.kind == kind)
+    ]
     if not rows:
         raise KeyError(f"{module}.{name} has no row in localflow/internals.py")
     release = installed()

@@ -73,11 +73,11 @@ def in_flight_entry(workload: ExecutorWorkload) -> tuple[object, object]:
     if internals.holds("airflow.executors.workloads.base", "BaseDagBundleWorkload.key"):
         return workload.key, workload.running_state
     # Before 3.3, as its worker loop reports them: a task by its instance's key, once, when it ends; a
-    # callback by its id, running first.
-    from airflow.utils.state import CallbackState
-
+    # callback (3.2) by its id, running first.
     callback = getattr(workload, "callback", None)
     if callback is not None:
+        from airflow.utils.state import CallbackState
+
         return callback.id, CallbackState.RUNNING
     return workload.ti.key, None
 
@@ -125,16 +125,15 @@ class LocalExecutor(local_executor.LocalExecutor):
 
     def _spawn_worker(self) -> None:
         # Airflow's _spawn_worker with the worker loop wrapped by _run_worker_frozen.
-        process = multiprocessing.Process(
-            target=_run_worker_frozen,
-            kwargs={
-                "logger_name": self.log.name,
-                "input": self.activity_queue,
-                "output": self.result_queue,
-                "unread_messages": self._unread_messages,
-                "team_conf": self.conf,
-            },
-        )
+        kwargs = {
+            "logger_name": self.log.name,
+            "input": self.activity_queue,
+            "output": self.result_queue,
+            "unread_messages": self._unread_messages,
+        }
+        if internals.holds(local_executor.__name__, "_run_worker", "parameters"):  # before 3.2: no teams
+            kwargs["team_conf"] = self.conf
+        process = multiprocessing.Process(target=_run_worker_frozen, kwargs=kwargs)
         process.start()
         self.workers[process.pid] = process
 
