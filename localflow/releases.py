@@ -17,7 +17,7 @@ SUPPORTED = ("3.0.6", "3.1.8", "3.2.2", "3.3.2")
 LOCKED = "3.3.2"  # requirements.txt's, pyproject.toml's pin: the release of a fresh clone
 # Where the stack, dag-test and F5 run; on the others they install, switch and migrate, but do not run yet
 # (docs/releases.md, "What works on each release": issue #24, item 2).
-RUNS_ON = frozenset({"3.2.2", "3.3.2"})
+RUNS_ON = frozenset({"3.1.8", "3.2.2", "3.3.2"})
 OLDEST = SUPPORTED[0]
 LOCKS_DIR = "locks"
 OVERRIDES = "overrides.txt"
