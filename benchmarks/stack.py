@@ -1,6 +1,7 @@
 """The native stack with Airflow's stock settings, localflow's, and ``airflow standalone``, in one run.
 
     python3 -m localflow bench [--repetitions 3] [--timeout 30] [--idle-window 30] [--files 300]
+                               [--database postgresql (default), sqlite]
                                [--configs stock,ours (default); also standalone, celery]
 
 (or ``.venv/bin/python -m benchmarks.stack``). For each configuration it starts the stack in a throwaway
@@ -25,7 +26,8 @@ workspace, once per repetition (a cold start; the database is migrated beforehan
 set back to Airflow's default, the dag watcher off and each component its own ``airflow`` process
 (``LOCALFLOW_PRELOAD=off``); "ours" is the file as it is, with the components forked from the supervisor
 (``localflow/stack/preload.py``). Both use a fresh database on the real PostgreSQL server
-(``LOCALFLOW_TEST_POSTGRES``, default ``postgresql+psycopg2://postgres@127.0.0.1:5432``); the supervisor
+(``LOCALFLOW_TEST_POSTGRES``, default ``postgresql+psycopg2://postgres@127.0.0.1:5432``), or with
+``--database sqlite`` the workspace's SQLite file, as a fresh clone's ``up`` does; the supervisor
 counts in their memory. "standalone" is ``airflow standalone`` as a user without Docker would start it
 (``testkit/standalone.py``): Airflow's defaults in an ``AIRFLOW_HOME`` of its own, which means SQLite and
 32 executor workers, with the workspace's ``dags/`` and ``plugins/``, no example DAGs and free ports; the
@@ -434,6 +436,11 @@ def standalone_note(found: dict[str, str], home: Path) -> str:
     )
 
 
+def database_url(options: argparse.Namespace, databases: PostgresDatabases) -> str | None:
+    """A fresh PostgreSQL database, or None: the workspace's own SQLite file (the README's first command)."""
+    return databases.create() if options.database == "postgresql" else None
+
+
 def run_config(
     config: str,
     databases: PostgresDatabases,
@@ -463,9 +470,10 @@ def run_config(
         with private_redis() as redis:
             celery = {"COMPOSE_PROFILES": "celery", "AIRFLOW__CELERY__BROKER_URL": redis.url}
             celery["LOCALFLOW_CELERY_WORKERS"] = str(CELERY_WORKERS)
-            env = stack_environment(workspace, databases.create(), **celery)
+            env = stack_environment(workspace, database_url(options, databases), **celery)
             return repeat_up(config, workspace, env, options=options, progress=progress, results=results)
-    env = stack_environment(workspace, databases.create(), **({} if config == "ours" else stock_overrides()))
+    overrides = {} if config == "ours" else stock_overrides()
+    env = stack_environment(workspace, database_url(options, databases), **overrides)
     return repeat_up(config, workspace, env, options=options, progress=progress, results=results)
 
 
@@ -670,6 +678,13 @@ def main(argv: list[str] | None = None) -> int:
         "--files-timeout", type=float, default=300.0, help="longest wait for all those files to show (s)"
     )
     parser.add_argument(
+        "--database",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="of stock, ours and celery: a fresh PostgreSQL database, or the workspace's SQLite file "
+        "(the default of a fresh clone)",
+    )
+    parser.add_argument(
         "--configs",
         default=DEFAULT_CONFIGS,
         help=f"of {','.join(CONFIGS)} (default {DEFAULT_CONFIGS}); celery: ours on the CeleryExecutor",
@@ -694,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         print(file=sys.stderr)
     print(
         f"\nNative stack, {psutil.cpu_count()} CPUs, `python3 -m localflow bench --configs {','.join(configs)} "
-        f"--repetitions {options.repetitions} --timeout {options.timeout:g} --idle-window {options.idle_window:g} "
+        f"--database {options.database} --repetitions {options.repetitions} --timeout {options.timeout:g} --idle-window {options.idle_window:g} "
         f"--files {options.files}`:\n"
     )
     print(table(results, Limits(options.timeout, options.files_timeout), options.repetitions))

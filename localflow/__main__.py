@@ -101,6 +101,18 @@ def _s3_server(args, env):
     return (0 if s3_server.bucket_answers(env) else 1) if args.check else s3_server.serve(env)
 
 
+def _problems(args, env):
+    from localflow.editor import problems
+
+    return problems.main(env, args.once)
+
+
+def _run(args, env):
+    from localflow.editor import run
+
+    return run.main(env, args.file, args.dag_id, args.conf, args.logical_date)
+
+
 def _airflow(args, env):
     # Not a bare `airflow`, which natively knows nothing of this workspace (~/airflow, its own
     # database) and, without .env's Fernet key, would store connection passwords in plain text.
@@ -242,6 +254,40 @@ COMMANDS: tuple[Command, ...] = (
         _s3_server,
         (arg("--check", action="store_true", help="healthcheck: 0 when the bucket answers"),),
         native=True,
+    ),
+    Command(
+        "problems",
+        "the running stack's import errors and DAG warnings as FILE:LINE:COL: error: MESSAGE, printed again "
+        "whenever they change (VS Code's Problems panel reads them: docs/editor.md)",
+        _problems,
+        (
+            arg(
+                "--once",
+                action="store_true",
+                help="print them once; exit 0 if there are none, 1 if some, 2 if no stack answers",
+            ),
+        ),
+        native=True,
+    ),
+    Command(
+        "run",
+        "trigger the DAG of FILE on the running stack, print its task logs as they are written, exit 0 if "
+        "the run succeeded",
+        _run,
+        (
+            arg("file", help="the DAG file, in dags/"),
+            arg("--dag-id", help="which DAG of the file (needed when the file has several)"),
+            arg(
+                "--conf",
+                metavar="JSON",
+                help="the run's configuration, a JSON object (the UI's trigger form)",
+            ),
+            arg("--logical-date", metavar="ISO", help="the run's logical date, e.g. 2025-01-31T00:00:00Z"),
+        ),
+        native=True,
+        description="Triggers the DAG of FILE on the running stack (natively or in the dev container) as the "
+        "UI's Trigger button does, prints each task's log lines as they are written, then the run's state and "
+        "its address in the UI. Exit 0 when the run succeeded, 1 otherwise (docs/editor.md).",
     ),
     Command(
         "airflow",

@@ -333,6 +333,18 @@ INTERNALS = (
         "how the parsing process ended, for the import error's message",
         kind="assigned",
     ),
+    # --- A DAG file's top-level lookups are a DAG warning (stack/parse_lookups.py) --------------------------
+    Internal(
+        "airflow.dag_processing.processor",
+        "_parse_file",
+        "stack/parse_lookups.py",
+        "wrapped in the parsing process: the lookups made from the file's lines join the parse's warnings",
+        kind="parameters",
+        parameters=("msg", "log"),
+    ),
+    Internal(
+        "sys", "_getframe", "stack/parse_lookups.py", "the lookup's frames: the DAG file's line that made it"
+    ),
     # --- The scheduler and the dag-processor wake on the database's notifications (stack/wakeups.py) ----
     Internal(
         "airflow.jobs.scheduler_job_runner",
@@ -358,6 +370,26 @@ INTERNALS = (
         kind="reads",
         text="socket_handler, on_close = key.data",
     ),
+    Internal(
+        "airflow.dag_processing.manager",
+        "DagFileProcessorManager._service_processor_sockets",
+        "stack/wakeups.py",
+        "wrapped: its timeout is the idle loop's wait, longer while a wakeup listens",
+        kind="parameters",
+        parameters=("timeout",),
+    ),
+    *(
+        Internal(
+            "airflow.dag_processing.manager",
+            f"DagFileProcessorManager.{name}",
+            "stack/wakeups.py",
+            f"the idle loop's longer wait only while it is empty ({what})",
+        )
+        for name, what in (
+            ("_processors", "the running parsing processes"),
+            ("_file_queue", "files to parse"),
+        )
+    ),
     *(
         Internal(
             module,
@@ -370,6 +402,13 @@ INTERNALS = (
             ("airflow.models.taskinstance", "TaskInstance", "task_instance", "state"),
             ("airflow.models.dagbag", "DagPriorityParsingRequest", "dag_priority_parsing_request", "id"),
         )
+    ),
+    Internal(
+        "airflow.models.callback",
+        "Callback.id",
+        "stack/wakeups.py",
+        "a trigger on table callback notifies the dag-processor of a DAG's callback to run",
+        since="3.2.2",
     ),
     # --- The secrets backends a DAG file's top-level lookups reach, parsed by dag-test --------------------
     Internal(

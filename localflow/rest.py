@@ -2,7 +2,8 @@
 
 ``request_json`` is one JSON request; ``AirflowClient`` logs in as a user of the SimpleAuthManager (once,
 and again when the token expires) and offers the calls the workspace makes: health, DAGs, triggering a run
-and waiting for it, reparse requests and when a file's latest parse began, the Execution API warm-up.
+and waiting for it, its task instances and their logs, import errors and DAG warnings, reparse requests
+and when a file's latest parse began, the Execution API warm-up.
 """
 
 from __future__ import annotations
@@ -164,17 +165,21 @@ class AirflowClient:
 
         wait_until(lambda: not missing(), timeout, interval=1, what=lambda: f"DAGs {sorted(missing())}")
 
-    def trigger(self, dag_id: str, conf: dict | None = None, *, unpause: bool = True) -> str:
-        """Unpause (unless told not to) and trigger ``dag_id`` now; return the run id."""
+    def trigger(
+        self, dag_id: str, conf: dict | None = None, *, unpause: bool = True, logical_date: str | None = None
+    ) -> str:
+        """Unpause (unless told not to) and trigger ``dag_id`` now (at ``logical_date``, ISO 8601, when
+        given: the UI's trigger form); return the run id. A refusal raises ``ApiError`` with Airflow's reason.
+        """
         if unpause:
             status, body = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             if status != 200:
                 raise ApiError(f"unpausing {dag_id}: {status} {body}")
         status, body = self.request(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf or {}}
         )
         if status != 200:
-            raise ApiError(f"triggering {dag_id}: {status} {body}")
+            raise ApiError(f"triggering {dag_id}: {status} {body.get('detail', body)}")
         return body["dag_run_id"]
 
     def run(self, dag_id: str, run_id: str) -> dict:
@@ -190,14 +195,25 @@ class AirflowClient:
 
         return wait_until(finished, timeout, interval=interval, what=f"run {run_id} of {dag_id} finished")
 
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        """The task instances of a run (mapped ones each with its ``map_index``), their states and tries."""
+        run = urllib.parse.quote(run_id, safe="")
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances?limit=1000")["task_instances"]
+
     def task_log(
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
     ) -> list[str]:
         """The events of a task instance's log, in the order the UI shows them."""
+        events = self.task_log_events(dag_id, run_id, task_id, try_number, map_index)
+        return [event if isinstance(event, str) else str(event.get("event", "")) for event in events]
+
+    def task_log_events(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> list[dict | str]:
+        """A task instance's log as the API gives it: structured events (level, ``error_detail``, ...)."""
         run = urllib.parse.quote(run_id, safe="")
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/logs/{try_number}"
-        body = self.get(f"{path}?full_content=true&map_index={map_index}")
-        return [event if isinstance(event, str) else str(event.get("event", "")) for event in body["content"]]
+        return self.get(f"{path}?full_content=true&map_index={map_index}")["content"]
 
     # --- parsing -------------------------------------------------------------------------------------
 
@@ -205,6 +221,10 @@ class AirflowClient:
         """The import errors the UI shows: file (relative to its bundle) → the error's traceback."""
         body = self.get("/api/v2/importErrors?limit=100")
         return {error["filename"]: error["stack_trace"] for error in body["import_errors"]}
+
+    def dag_warnings(self) -> list[dict]:
+        """The DAG warnings the UI shows (``dag_id``, ``warning_type``, ``message``)."""
+        return self.get("/api/v2/dagWarnings?limit=1000")["dag_warnings"]
 
     def file_tokens(self, bundle: str) -> dict[str, str]:
         """``relative_fileloc`` → ``file_token`` of every file of ``bundle`` that holds or held a DAG."""

@@ -2,8 +2,11 @@
 
 * When an Airflow job starts (scheduler, triggerer, dag-processor): the job passes over the runs that F5 /
   ``dag-test`` makes, which run their tasks themselves (``localflow/debugging/isolation.py``), and a DAG
-  file whose parsing process dies shows an import error (``localflow/stack/parse_guard.py``), and the
-  scheduler and the dag-processor wake when there is work instead of polling (``localflow/stack/wakeups.py``),
+  file whose parsing process dies shows an import error (``localflow/stack/parse_guard.py``), a
+  connection or variable a DAG file reads at its top level is a DAG warning at its line
+  (``localflow/stack/parse_lookups.py``), and the
+  scheduler and the dag-processor wake when there is work instead of polling (``localflow/stack/wakeups.py``;
+  on SQLite, every process that loads the plugin sends the wakes after its commits),
   and the scheduler writes the pools of airflow_settings.yaml into the database (``localflow/stack/pools.py``).
 * In each task the stack runs: ``print()`` lines reach the task's log in the order they were printed, so
   the log view shows them where they belong (``localflow/stack/task_output.py``).
@@ -24,11 +27,15 @@ from airflow.plugins_manager import AirflowPlugin
 
 try:
     from localflow.debugging import isolation, support
-    from localflow.stack import parse_guard, pools, task_output, wakeups
+    from localflow.stack import parse_guard, parse_lookups, pools, task_output, wakeups
 except ImportError:  # a component started outside the workspace root: the package is beside plugins/
     sys.path.append(str(Path(__file__).resolve().parent.parent))
     from localflow.debugging import isolation, support
-    from localflow.stack import parse_guard, pools, task_output, wakeups
+    from localflow.stack import parse_guard, parse_lookups, pools, task_output, wakeups
+
+
+# On SQLite, a change the scheduler or dag-processor waits for sends them a datagram (stack/wakeups.py).
+wakeups.install_sender()
 
 
 class JobStartListener:
@@ -42,6 +49,7 @@ class JobStartListener:
         if isinstance(component, Job):
             isolation.hide_test_runs()
             parse_guard.record_deaths()
+            parse_lookups.record_lookups()
             wakeups.install()
             pools.install(component)
 

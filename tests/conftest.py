@@ -29,18 +29,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The container tests (marker ``containers``) stay out unless ``-m`` names them (``-m containers``).
+# Tests left out unless -m names their marker: they need what a clone lacks (a Docker engine, code-server).
+OPT_IN = ("containers", "vscode")
 
-    pyproject.toml's ``-m "not containers"`` leaves them out, but pytest keeps only the last ``-m``: a
-    user's own (``-m "not stack"``) would bring in the tests that need a Docker engine.
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The container tests (marker ``containers``) and the VS Code tests (``vscode``) stay out unless ``-m``
+    names them (``-m containers``, ``-m vscode``).
+
+    pyproject.toml's ``-m "not containers and not vscode"`` leaves them out, but pytest keeps only the last
+    ``-m``: a user's own (``-m "not stack"``) would bring in the tests that need a Docker engine.
     """
-    if "containers" in (config.option.markexpr or ""):
-        return
-    left_out = [item for item in items if item.get_closest_marker("containers")]
+    asked = config.option.markexpr or ""
+    opt_in = [marker for marker in OPT_IN if marker not in asked]
+    left_out = [item for item in items if any(item.get_closest_marker(marker) for marker in opt_in)]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if not item.get_closest_marker("containers")]
+        gone = set(map(id, left_out))
+        items[:] = [item for item in items if id(item) not in gone]
 
 
 @pytest.fixture(scope="session")

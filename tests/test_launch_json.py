@@ -14,7 +14,11 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from localflow.__main__ import BY_NAME
 from localflow.debugging import support as debug
+from localflow.editor import problems
+from localflow.watcher.reparse import api_base_url
+from testkit import vscode_tasks
 from testkit.container_files import compose_model
 from testkit.dap import launch_configuration, load_jsonc, substitute
 from testkit.environment import REPO
@@ -156,10 +160,52 @@ def test_folder_open_task_starts_the_runner_f5_uses():
     """.vscode/tasks.json starts the warm runner when the folder opens, with what F5's DAG configurations
     run it with: their interpreter and ``pythonArgs`` plus ``--start``, in their working folder."""
     tasks = load_jsonc(REPO / ".vscode" / "tasks.json")["tasks"]
-    [task] = [task for task in tasks if task.get("runOptions", {}).get("runOn") == "folderOpen"]
+    [task] = [task for task in tasks if task["label"] == "localflow: start the warm debug runner"]
+    assert task["runOptions"]["runOn"] == "folderOpen"
     for name in ("Airflow: debug this DAG file", "Airflow: debug one task"):
         [config] = [config for config in CONFIGURATIONS if config["name"] == name]
         assert task["command"] == config["python"]
         assert task["args"] == [*config["pythonArgs"], "--start"]
         assert task["options"]["cwd"] == config["cwd"]
     assert task["presentation"]["reveal"] != "always"  # quiet: it only says what it did
+
+
+EDITOR_TASKS = {"localflow: problems": "problems", "localflow: run this DAG": "run"}
+
+
+@pytest.mark.parametrize(("label", "command"), EDITOR_TASKS.items())
+def test_editor_tasks_run_their_command_with_f5s_interpreter(label: str, command: str):
+    """The problems and run tasks start `python -m localflow COMMAND` with the interpreter and working
+    folder of F5's configurations: .venv natively, the image's Python in the dev container."""
+    [config] = [config for config in CONFIGURATIONS if config["name"] == "Airflow: debug this DAG file"]
+    raw = vscode_tasks.task(
+        label, REPO, REPO / "dags" / "example_etl.py", python="${command:python.interpreterPath}"
+    )
+    assert raw["command"] == config["python"]
+    assert raw["options"]["cwd"] == str(REPO) and config["cwd"] == "${workspaceFolder}"
+    assert raw["args"][:3] == ["-m", "localflow", command] and command in BY_NAME
+    if command == "run":
+        assert raw["args"][3:] == [str(REPO / "dags" / "example_etl.py")]  # ${file}: the open DAG file
+
+
+def test_the_problems_task_finds_the_stack_and_its_files_from_the_dev_container():
+    """In the dev container the problems task asks compose's api-server (the port devcontainer.json
+    forwards), and the paths the stack reports there come out relative to the workspace folder, which
+    the matcher resolves to the same files in the container."""
+    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    env = compose["services"][DEVCONTAINER["service"]]["environment"]
+    assert env["LOCALFLOW_WORKSPACE"] == str(CONTAINER_WORKSPACE)
+    url = api_base_url(env)
+    assert url == "http://airflow-api-server:8080"
+    assert url.removeprefix("http://") in DEVCONTAINER["forwardPorts"]
+    dags, plugins = (Path(env[f"AIRFLOW__CORE__{name}_FOLDER"]) for name in ("DAGS", "PLUGINS"))
+    workspace = problems.Workspace(Path(str(CONTAINER_WORKSPACE)), dags, plugins)
+    trace = f'Traceback (most recent call last):\n  File "{plugins}/etl_helpers.py", line 3, in <module>\nNameError: x\n'
+    [helper, dag] = problems.from_import_error("example_etl.py", trace, workspace)
+    assert (helper.path, dag.path) == ("plugins/etl_helpers.py", "dags/example_etl.py")
+    matcher = vscode_tasks.ProblemMatcher.of(
+        vscode_tasks.task("localflow: problems", Path(str(CONTAINER_WORKSPACE)))
+    )
+    marker = matcher.marker(str(helper))
+    assert marker and marker.file == Path(str(CONTAINER_WORKSPACE / "plugins" / "etl_helpers.py"))
+    assert container_path_on_host(str(marker.file)) == REPO / "plugins" / "etl_helpers.py"

@@ -22,8 +22,9 @@ DOCS = sorted((REPO / "docs").glob("*.md"))
 PAGES = [README_PATH, *DOCS]
 COMMANDS = sorted(BY_NAME)
 # Where the README is (149 lines, #23 item 6) plus two lines of slack: a section that grows past it moves
-# its depth into docs/ rather than raising the cap, which crept from 132 to 180 before.
-README_MAX_LINES = 151
+# its depth into docs/ rather than raising the cap, which crept from 132 to 180 before. #26 asked for one
+# new section (the editor's, 6 lines, its depth in docs/editor.md) and its line in the layout: 159.
+README_MAX_LINES = 159
 # The README's way to another port: `AIRFLOW__API__PORT=8081 python3 -m localflow up`.
 PORT_ADVICE = re.compile(r"`(AIRFLOW__API__PORT)=(\d+) python3 -m localflow up`")
 

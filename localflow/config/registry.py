@@ -81,13 +81,15 @@ SETTINGS: tuple[Setting, ...] = (
     _user("LOCALFLOW_PRELOAD", "switch", "on", "fork the native components from one process that imported "
           "Airflow once; off starts each as its own airflow process", "stack.supervisor"),
     _user("LOCALFLOW_WAKEUPS", "switch", "off", "wake the scheduler and dag-processor by PostgreSQL "
-          "notifications (airflow.env turns it on)", "stack.wakeups"),
+          "notifications or SQLite's loopback datagrams (airflow.env turns it on)", "stack.wakeups"),
     _user("LOCALFLOW_CELERY_WORKERS", "number", "1", "how many Celery workers the native stack runs",
           "stack.supervisor"),
     _user("LOCALFLOW_CELERY_HEALTH_INTERVAL", "number", "30", "seconds between the native stack's checks "
           "that each Celery worker consumes", "stack.supervisor"),
     _user("LOCALFLOW_COMPONENT_LOG_MAX_MB", "number", "20", "size in MiB past which a component's log in "
           ".airflow/logs/components is rotated to NAME.log.1; 0: never", "stack.supervisor"),
+    _user("LOCALFLOW_STALL_TIMEOUT", "number", "90", "seconds a running scheduler, triggerer or dag-processor "
+          "may go without a heartbeat before the native stack restarts it; 0: never", "stack.supervisor"),
     _user("LOCALFLOW_TASK_LOGS_TO_STDOUT", "switch", "off", "also copy each task log line to the scheduler's "
           "output (Airflow's default; the task log is where the UI shows it)", "stack.executor"),
     _user("LOCALFLOW_SLOW_IMPORT", "number", "3", "seconds past which a plugin or DAG file's import is named "
@@ -160,6 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
     _test("LOCALFLOW_ENGINE_DIR", "path", "where ../shared/containers keeps the container engine (its env.sh "
           "exports it)", "testkit.containers"),
     _test("LOCALFLOW_SHARED_CONTAINERS", "path", "the container engine scripts", "testkit.containers"),
+    _test("LOCALFLOW_CODE_SERVER_HOME", "path", "where the VS Code tests' code-server is installed (default "
+          "~/.cache/localflow/code-server)", "testkit.code_server"),
 )  # fmt: skip
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

@@ -194,5 +194,6 @@ def api_url(env: Mapping[str, str]) -> str:
 
 
 def ui_url(env: Mapping[str, str]) -> str:
-    """Where a person opens the UI: ``[api] base_url`` when set (a Codespace's forwarded address)."""
-    return env.get(codespaces.BASE_URL) or api_url(env)
+    """Where a person opens the UI: ``[api] base_url`` when set, else a Codespace's forwarded address (a
+    terminal of the dev container has not the entrypoint's base_url, only the Codespace's variables)."""
+    return codespaces.base_url(env, env.get("AIRFLOW__API__PORT", "8080")) or api_url(env)

@@ -5,6 +5,6 @@ only Airflow, the registry and ``internals``. ``supervisor`` must stay small onc
 ``secrets`` module beyond the rules, and Airflow only through ``preload``. ``up`` prepares the workspace
 (``secrets.prepare``) and then becomes the supervisor. ``workers`` runs and checks the Celery workers
 (docs/celery.md), ``s3_server`` the local S3 server of remote task logs (docs/logs.md). The workspace's
-plugin loads ``parse_guard`` into the dag-processor and ``task_output`` into every task process, which
+plugin loads ``parse_guard`` and ``parse_lookups`` into the dag-processor and ``task_output`` into every task process, which
 imports no localflow module.
 """

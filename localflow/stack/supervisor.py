@@ -3,14 +3,18 @@
 It starts the api-server, scheduler, dag-processor, triggerer and the dag watcher once ``up`` (``up.py``)
 has prepared the workspace, and with the CeleryExecutor its Celery workers. A component that dies is
 restarted with a growing delay, the way compose's ``restart: unless-stopped`` does, so a database restart
-heals without a hand; a worker that no longer consumes its queue (``workers.py``) is restarted too.
+heals without a hand; a worker that no longer consumes its queue (``workers.py``) is restarted too, and so
+is a scheduler, triggerer or dag-processor whose heartbeat stalls while it runs. While a disk of the stack
+is full (``disk.py``) components that exit wait for space instead of restarting into it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import http.client
 import json
+import math
 import os
 import shutil
 import signal
@@ -18,15 +22,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
+
+import psutil
 
 from localflow import rest
 from localflow.airflow_cli import airflow_command
 from localflow.config import registry, remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.rules import ADMIN_PASSWORD
-from localflow.stack import ownership, preload, workers
+from localflow.stack import disk, ownership, preload, workers
 from localflow.stopping import StopRequest
 
 # The scheduler and triggerer would otherwise serve task logs on 0.0.0.0:8793/8794; natively the
@@ -54,6 +61,23 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 STOP_TIMEOUT = 20.0
 TASK_STOP_TIMEOUT = 5.0  # a task process that ignores SIGTERM is killed after this
 MAX_RESTART_DELAY = 30.0
+# A component that ran this long before it exited is restarted as if for the first time (and said so);
+# one that exits sooner again is in a loop: one line says so, then it restarts without a line each time.
+STABLE_AFTER = 60.0
+# A running component whose heartbeat (in /api/v2/monitor/health) is older than this (seconds, .env may
+# change it; 0: never) no longer makes progress: it is killed and restarted. Checked each sixth of that,
+# at least 5 s apart: each look is a line in the api-server's log (15 s: about 1.4 MB a day).
+STALL_TIMEOUT = "LOCALFLOW_STALL_TIMEOUT"
+DEFAULT_STALL_TIMEOUT = "90"
+HEARTBEAT_CHECK_INTERVAL = 5.0
+HEARTBEATS = {  # component: its entry in the health document, and the heartbeat's key there
+    "scheduler": ("scheduler", "latest_scheduler_heartbeat"),
+    "triggerer": ("triggerer", "latest_triggerer_heartbeat"),
+    "dag-processor": ("dag_processor", "latest_dag_processor_heartbeat"),
+}
+# How long after a full disk was freed the supervisor tries to mark the task that filled it failed (the
+# api-server may itself be restarting).
+FAIL_TASK_TIMEOUT = 120.0
 # Celery workers: how often each one's consumption is checked (.env may shorten it), how long after a
 # start the first check waits, and how many failed checks in a row restart it.
 HEALTH_INTERVAL = "LOCALFLOW_CELERY_HEALTH_INTERVAL"
@@ -126,6 +150,12 @@ class Component:
     env: dict[str, str] = field(default_factory=dict)  # added to the stack's environment for this one
     health: Health | None = None  # a Celery worker's consumption check
     kill_at: float | None = None  # a worker asked to stop (unhealthy) is killed if still running then
+    started_at: float = 0.0  # monotonic
+    quiet: bool = False  # in a restart loop, said once: no line per restart
+    held: bool = False  # exited while a disk is full: restarted once space is freed
+    stalled: bool = False  # killed for a stalled heartbeat, said so: its exit needs no line
+    beat: str | None = None  # its latest heartbeat in the health document, as last seen
+    beat_seen: float = 0.0  # when that heartbeat was first seen (monotonic)
 
     def start(self, env: Mapping[str, str], forked: bool = False) -> None:
         """Start (or restart) the process in its own session, output appended to its log file.
@@ -134,6 +164,8 @@ class Component:
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.kill_at = None
+        self.started_at = time.monotonic()
+        self.beat = None
         if self.health:
             self.health.reset(time.monotonic())
         ours = self.name in LOCALFLOW_COMPONENTS or self.name in S3_SERVER  # not an Airflow subcommand
@@ -174,6 +206,10 @@ class NativeStack:
     env: dict[str, str]
     components: list[Component] = field(default_factory=list)
     preloaded: bool = False  # Airflow imported here: components are forked from this process
+    full: disk.FullDisk | None = None  # a disk of the stack found full, until space is freed
+    task_to_fail: tuple[disk.TaskTry, float] | None = None  # the task that filled it, and until when to try
+    next_heartbeat_check: float = 0.0
+    next_fail_attempt: float = 0.0
 
     @property
     def log_dir(self) -> Path:
@@ -192,6 +228,18 @@ class NativeStack:
     def log_max_bytes(self) -> int:
         """The size past which a component's log is rotated (``LOG_MAX_MB``); 0: never."""
         return log_max_bytes(self.env)
+
+    @functools.cached_property
+    def stall_timeout(self) -> float:
+        """Seconds of a stale heartbeat after which a running component is restarted (``STALL_TIMEOUT``)."""
+        return stall_timeout(self.env)
+
+    @functools.cached_property
+    def api(self) -> rest.AirflowClient:
+        """The stack's REST API, as admin (to mark failed the task that filled a disk)."""
+        return rest.AirflowClient(
+            settings.api_url(self.env), password=self.env.get(ADMIN_PASSWORD), timeout=10
+        )
 
     def __post_init__(self) -> None:
         # The S3 server first: the first task's log upload must find its bucket.
@@ -245,35 +293,186 @@ class NativeStack:
             if pids.get(component.name):
                 # Still this PID's child, forked or not: waitpid works for it.
                 component.process = preload.ForkedProcess(pids[component.name])
+                component.started_at = time.monotonic()
                 if component.health:
                     component.health.reset(time.monotonic())
 
     def supervise_once(self) -> None:
-        """Restart any component that exited, with exponential back-off; rotate the logs grown too big."""
+        """Restart any component that exited, with exponential back-off, or hold it while a disk is full;
+        restart one whose heartbeat stalled; rotate the logs grown too big."""
         now = time.monotonic()
+        self.watch_disks(now)
         for component in self.components:
-            if self.log_max_bytes:
+            if self.log_max_bytes and not self.full:  # the rotated copy would need space too
                 rotate_log(component.log_path, self.log_max_bytes)
             code = component.process.poll() if component.process else None
             if code is None:
                 self.check_health(component, now)
+                continue
+            if component.held:
                 continue
             if component.next_start is None:
                 # What the dead process forked (the scheduler's executor workers) lives on in its group;
                 # end it, as compose does when it restarts a container, or every restart leaks workers.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(component.process.pid, signal.SIGKILL)
-                delay = min(2.0**component.restarts, MAX_RESTART_DELAY)
-                component.next_start = now + delay
+                if self.full:  # it would only exit again; the full disk's line said so
+                    component.held = True
+                    continue
+                component.next_start = now + self.restart_delay(component, code, now)
+            elif now >= component.next_start:
+                component.next_start = None
+                if self.full:
+                    component.held = True
+                    continue
+                component.restarts += 1
+                component.start(self.env, forked=self.preloaded)
+        self.check_heartbeats(now)
+        self.fail_the_task_that_filled_the_disk(now)
+
+    def restart_delay(self, component: Component, code: int, now: float) -> float:
+        """The back-off before restarting a component that exited; one line, unless it loops."""
+        if now - component.started_at >= STABLE_AFTER:  # it ran a while: a new failure, not a loop
+            component.restarts = 0
+            component.quiet = False
+        delay = min(2.0**component.restarts, MAX_RESTART_DELAY)
+        if component.stalled:  # said when it was killed
+            component.stalled = False
+            return delay
+        last = last_line(component.log_path)
+        said = f"log: {component.log_path}" + (f"; its last line: {last}" if last else "")
+        if component.restarts == 0:
+            print(
+                f"localflow: {component.name} exited (code {code}); restarting in {delay:.0f} s ({said})",
+                flush=True,
+            )
+        elif not component.quiet:
+            component.quiet = True
+            print(
+                f"localflow: {component.name} exited again (code {code}), {component.restarts + 1} times in a "
+                f"row; restarting it with a growing delay, up to {MAX_RESTART_DELAY:.0f} s, without a line "
+                f"for each restart until it runs {STABLE_AFTER:.0f} s ({said})",
+                flush=True,
+            )
+        return delay
+
+    def watch_disks(self, now: float) -> None:
+        """Say once that a disk of the stack is full, stop the task that filled it; resume once freed."""
+        if self.full is None:
+            full = disk.find_full(self.env, disk.FULL_BELOW)
+            if full is None:
+                return
+            writers = []
+            if full.task:
+                log = full.largest[0][1]
+                stack_id = self.env.get(ownership.STACK_ID)
+                writers = disk.writers_of(log, ownership.processes_of(stack_id or ""))
+                if not writers and not disk.written_lately(log):  # an old log: not what filled the disk now
+                    full = replace(full, task=None)
+            self.full = full
+            print(full.line(Path(self.env["AIRFLOW_HOME"])), flush=True)
+            if full.task:
+                self.task_to_fail = (full.task, math.inf)  # tried from now, until freed and a while
+            # The log's writer (the executor worker running the task supervisor) blocks on the full disk
+            # with the log open: deleting the log would free nothing while it lives.
+            for process in writers:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            return
+        if any(free < disk.FREED_AT for _folder, free, _total in disk.free_space(self.env)):
+            return
+        freed, self.full = self.full, None
+        waiting = [component for component in self.components if component.held]
+        for component in waiting:
+            component.held = False
+            component.next_start = now
+            component.restarts = 0
+            component.quiet = False
+        if self.task_to_fail:
+            self.task_to_fail = (self.task_to_fail[0], now + FAIL_TASK_TIMEOUT)
+            self.next_fail_attempt = now
+        usage = disk.free_bytes(freed.folder)
+        names = ", ".join(component.name for component in waiting)
+        print(
+            f"localflow: space freed on {freed.mount} ({disk.size(usage[0] if usage else 0)} free); "
+            f"the stack resumes{f': restarting {names}' if names else ''}.",
+            flush=True,
+        )
+
+    def fail_the_task_that_filled_the_disk(self, now: float) -> None:
+        """Mark failed the task whose log filled the disk, as the UI's "Mark as failed" does: no retry.
+
+        Airflow would retry it (its heartbeat times out; retries left: up_for_retry), into the same wall.
+        """
+        # Tried while the disk is full too: the database may still take a write, and the sooner the task
+        # is failed, the less the scheduler may have retried it (its executor reports the try ended).
+        if self.task_to_fail is None or now < self.next_fail_attempt:
+            return
+        self.next_fail_attempt = now + 2.0
+        task, until = self.task_to_fail
+        if now > until:
+            self.task_to_fail = None
+            print(f"localflow: could not mark the {task} failed; it may run again.", flush=True)
+            return
+        try:
+            status, body = self.api.request("GET", task.rest_path)
+            if status != 200:
+                return
+            if body.get("try_number") != task.attempt or body.get("state") in ("failed", "success"):
+                self.task_to_fail = None  # already ended, or cleared by the user
+                return
+            status, body = self.api.request("PATCH", task.rest_path, {"new_state": "failed"})
+        except (rest.ApiError, http.client.HTTPException):
+            return  # the api-server is not back yet
+        if status == 200:
+            self.task_to_fail = None
+            print(
+                f"localflow: marked the {task} failed, without retry: it filled the disk. Clear it in the UI "
+                "(or fix it) to run it again.",
+                flush=True,
+            )
+
+    def check_heartbeats(self, now: float) -> None:
+        """Kill a running scheduler, triggerer or dag-processor whose heartbeat stalled (then restarted)."""
+        if not self.stall_timeout or self.full or now < self.next_heartbeat_check:
+            return
+        self.next_heartbeat_check = now + max(HEARTBEAT_CHECK_INTERVAL, self.stall_timeout / 6)
+        try:
+            document = self.api.health()
+        except http.client.HTTPException:  # an answer cut short: look again next time
+            return
+        if not document:
+            return
+        wall = datetime.now(timezone.utc)
+        for component in self.components:
+            entry = HEARTBEATS.get(component.name)
+            if entry is None or not component.process or component.process.poll() is not None:
+                continue
+            if now - component.started_at < self.stall_timeout:
+                continue
+            beat = (document.get(entry[0]) or {}).get(entry[1])
+            if not beat:
+                continue
+            # The same heartbeat seen for the whole timeout, by this process's clock: a machine that slept
+            # (the monotonic clock stops meanwhile) finds every heartbeat old, but none stalled.
+            if beat != component.beat:
+                component.beat, component.beat_seen = beat, now
+                continue
+            if now - component.beat_seen < self.stall_timeout:
+                continue
+            try:
+                age = (wall - datetime.fromisoformat(beat)).total_seconds()
+            except (TypeError, ValueError):  # not a time we can read: no verdict
+                continue
+            if age > self.stall_timeout:
                 print(
-                    f"localflow: {component.name} exited (code {code}); restarting in {delay:.0f} s "
-                    f"(log: {component.log_path})",
+                    f"localflow: {component.name} runs but its heartbeat stopped {age:.0f} s ago (more than "
+                    f"{STALL_TIMEOUT}={self.stall_timeout:g}); killing and restarting it (log: "
+                    f"{component.log_path})",
                     flush=True,
                 )
-            elif now >= component.next_start:
-                component.restarts += 1
-                component.next_start = None
-                component.start(self.env, forked=self.preloaded)
+                component.stalled = True
+                component.signal(signal.SIGKILL)
 
     def check_health(self, component: Component, now: float) -> None:
         """Restart a running Celery worker that failed its consumption check too often."""
@@ -311,19 +510,43 @@ class NativeStack:
             ownership.end(ownership.processes_of(stack_id), timeout=TASK_STOP_TIMEOUT)
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: str, what: str) -> float:
+    """``name``'s number of ``env``, at least 0; a mistake says how to fix it (``what``: its meaning)."""
+    value = env.get(name, default).strip()
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:  # also NaN
+        raise LocalflowError(f"{name}={value!r} in .env: set {what} (default {default}).")
+    return number
+
+
 def log_max_bytes(env: Mapping[str, str]) -> int:
     """The size past which a component's log is rotated (``LOCALFLOW_COMPONENT_LOG_MAX_MB``); 0: never."""
-    value = env.get(LOG_MAX_MB, DEFAULT_LOG_MAX_MB).strip()
+    what = "the size in MiB past which a component's log is rotated, or 0 to never rotate"
+    return int(_non_negative(env, LOG_MAX_MB, DEFAULT_LOG_MAX_MB, what) * 1024 * 1024)
+
+
+def stall_timeout(env: Mapping[str, str]) -> float:
+    """Seconds of a stale heartbeat after which a running component is restarted; 0: never."""
+    what = (
+        "the seconds after which a component whose heartbeat stopped is restarted, "
+        "or 0 to never restart one for it"
+    )
+    return _non_negative(env, STALL_TIMEOUT, DEFAULT_STALL_TIMEOUT, what)
+
+
+def last_line(path: Path, tail: int = 4096) -> str:
+    """The last non-empty line of a component's log, shortened to fit a terminal line; '' if none."""
     try:
-        megabytes = float(value)
-    except ValueError:
-        megabytes = -1.0
-    if not megabytes >= 0:  # also NaN
-        raise LocalflowError(
-            f"{LOG_MAX_MB}={value!r} in .env: set the size in MiB past which a component's log is "
-            f"rotated (default {DEFAULT_LOG_MAX_MB}), or 0 to never rotate."
-        )
-    return int(megabytes * 1024 * 1024)
+        with path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - tail))
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return last if len(last) <= 200 else last[:197] + "..."
 
 
 def rotate_log(path: Path, max_bytes: int) -> bool:

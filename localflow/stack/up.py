@@ -16,8 +16,8 @@ from pathlib import Path
 from localflow.config import remote_logs, settings
 from localflow.errors import LocalflowError
 from localflow.secrets.prepare import prepare
-from localflow.stack import ownership
-from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, worker_count
+from localflow.stack import disk, ownership
+from localflow.stack.supervisor import STOP_SIGNALS, SUPERVISE, log_max_bytes, stall_timeout, worker_count
 from localflow.stopping import RememberedInterrupt
 
 
@@ -57,6 +57,7 @@ def preflight(env: dict[str, str], workspace: Path) -> None:
     before anything starts."""
     check_port_free(settings.api_host(env), int(env["AIRFLOW__API__PORT"]), "AIRFLOW__API__PORT")
     log_max_bytes(env)
+    stall_timeout(env)
     if settings.uses_celery(env):
         check_celery(env)
     remote_logs.check_installed(env, in_container=False)
@@ -97,6 +98,18 @@ def stop_leftovers(last_stack: dict) -> None:
         )
 
 
+def refresh_warm_runner(shell_environment: dict[str, str], workspace: Path) -> None:
+    """A warm debug runner already running for F5 follows what preparing wrote (.env's new secrets)."""
+    from localflow.debugging.warm_runner import client, protocol
+
+    try:
+        said = client.refresh(shell_environment, str(workspace))
+    except (protocol.Unavailable, LocalflowError, OSError) as error:  # F5 then starts its own
+        said = f"the warm debug runner could not be refreshed: {error}"
+    if said:
+        print(f"localflow: {said}", flush=True)
+
+
 def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
     """Check the ports, prepare the workspace, then become the supervisor of the components.
 
@@ -104,15 +117,24 @@ def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
     """
     if settings.IN_CONTAINER:
         raise LocalflowError("`up` runs Airflow natively; in the dev container the stack is already running.")
+    shell_environment = dict(os.environ)  # what a warm debug runner started from here gets (F5's)
     # Airflow imported while preparing (the settings checks) must see the workspace's AIRFLOW_HOME, or it
     # writes a default airflow.cfg into ~/airflow.
     settings.use_environment(env)
+    # Before the lock, which writes into .airflow; the migration and the first heartbeats would fail too.
+    if full := disk.find_full(env, disk.FREED_AT):
+        raise LocalflowError(
+            f"{full.where(Path(env['AIRFLOW_HOME']))} Free at least {disk.size(disk.FREED_AT)} there, then "
+            'start again (docs/logs.md, "A full disk").'
+        )
     # Ctrl-C stops every phase of a start, as it stops the supervisor.
     interrupt = RememberedInterrupt()
     # First the lock: a second `up` stops here, before it could write .env or the database.
     lock_fd, last_stack = ownership.acquire(Path(env["AIRFLOW_HOME"]))
     try:
-        return _prepare_and_supervise(workspace, env, lock_fd, last_stack, interrupt)
+        return _prepare_and_supervise(
+            workspace, env, lock_fd, last_stack, interrupt=interrupt, shell_environment=shell_environment
+        )
     except BaseException as error:
         ownership.discard_unused(Path(env["AIRFLOW_HOME"]), lock_fd)  # a failed start leaves nothing
         if interrupt and isinstance(error, LocalflowError):  # e.g. the migration the same Ctrl-C ended
@@ -121,7 +143,13 @@ def up(env: dict[str, str], workspace: Path = settings.WORKSPACE) -> int:
 
 
 def _prepare_and_supervise(
-    workspace: Path, env: dict[str, str], lock_fd: int, last_stack: dict, interrupt: RememberedInterrupt
+    workspace: Path,
+    env: dict[str, str],
+    lock_fd: int,
+    last_stack: dict,
+    *,
+    interrupt: RememberedInterrupt,
+    shell_environment: dict[str, str],
 ) -> int:
     stop_leftovers(last_stack)
     preflight(env, workspace)
@@ -131,6 +159,7 @@ def _prepare_and_supervise(
     # not exist when the environment above was computed. The supervisor starts afresh (same PID) with
     # exactly that environment, so the Airflow it imports for its components is configured by it alone.
     prepared = prepare(workspace, env)
+    refresh_warm_runner(shell_environment, workspace)
     # Forked components rename themselves ("airflow scheduler"); within argv's space, so that their
     # environment stays readable in /proc/PID/environ (setproctitle would write its title over it).
     prepared["SPT_NOENV"] = "1"

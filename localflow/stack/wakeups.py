@@ -5,24 +5,30 @@ dag-processor every second: a shorter interval makes runs and saves quick, and c
 PostgreSQL, triggers on Airflow's tables send a notification (``NOTIFY``, delivered at commit) when a run
 is created or a task instance changes state, which wakes the scheduler, and when a reparse is requested,
 which wakes the dag-processor. Their waits return at once on one, and otherwise last as configured.
-Without notifications (SQLite, or while they fail) the scheduler looks every 0.2 s, as the workspace did
-before.
+SQLite cannot notify: there the processes that commit such a change (the api-server, the triggerer) send
+a datagram on loopback after the commit to the port the waiting process wrote into
+``$AIRFLOW_HOME/wakeups/``. Where neither works, the scheduler looks every 0.2 s.
 
-Installed by the workspace plugin's ``on_starting`` listener (``plugins/localflow_plugin.py``). Imports
-only Airflow, SQLAlchemy and the database driver, and those only when called.
+Installed by the workspace plugin (``plugins/localflow_plugin.py``): the waits by its ``on_starting``
+listener, the datagrams' sender when it is loaded. Imports only Airflow, SQLAlchemy and the database
+driver, and those only when called.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
+import re
 import select
 import selectors
+import socket
 import sys
 import time
 import types
+from pathlib import Path
 from typing import Any
 
 from localflow.config import registry
@@ -49,11 +55,22 @@ BEGIN
 END $$
 """
 TRIGGER = "localflow_wake"
+WAKEUPS_DIR = "wakeups"  # under AIRFLOW_HOME: one file per channel, the port its waiting process reads
+# What SQLAlchemy sends for the changes the triggers notify (state compared by the SET clause naming it).
+CHANGE = re.compile(
+    r"\s*(?:INSERT INTO (?P<inserted>\w+)|UPDATE (?P<updated>\w+) SET (?P<columns>.*?)(?: WHERE |$))",
+    re.IGNORECASE | re.DOTALL,
+)
+STATE_SET = re.compile(r"(?:^|,)\s*state\s*=", re.IGNORECASE)
 TRIGGERS = (  # table, the changes that count, the channel they wake
     ("dag_run", "INSERT OR UPDATE", SCHEDULER),
     ("task_instance", "INSERT OR UPDATE", SCHEDULER),
     ("dag_priority_parsing_request", "INSERT", DAG_PROCESSOR),
+    ("callback", "INSERT", DAG_PROCESSOR),  # a DAG's callback to run (Airflow 3.2 on; not in 3.0, 3.1)
 )
+# Woken, the dag-processor's idle loop need not look every second (Airflow's): its other work is on timers
+# of 30 s and more (bundle refresh, stale DAGs, the periodic reparse), a few seconds late at most.
+DAG_PROCESSOR_IDLE_WAIT = 5.0
 
 
 def ensure_triggers(engine: Any, triggers: tuple[tuple[str, str, str], ...] = TRIGGERS) -> None:
@@ -70,7 +87,8 @@ def ensure_triggers(engine: Any, triggers: tuple[tuple[str, str, str], ...] = TR
             )
         )
         for table, changes, channel in triggers:
-            if table not in present:
+            exists = connection.scalar(text("SELECT to_regclass(:table) IS NOT NULL"), {"table": table})
+            if table not in present and exists:
                 connection.execute(
                     text(
                         f"CREATE TRIGGER {TRIGGER} AFTER {changes} ON {table} "
@@ -103,6 +121,8 @@ class Wakeup:
 
             self.engine = settings.engine
         engine = self.engine
+        if engine.dialect.name == "sqlite":
+            return self._listen_for_datagrams()
         if (engine.dialect.name, engine.dialect.driver) != ("postgresql", "psycopg2"):
             self.unavailable = True
             return None
@@ -125,8 +145,30 @@ class Wakeup:
         log.info("localflow: woken by the database's notifications on %s", self.channel)
         return connection
 
+    def _listen_for_datagrams(self) -> Any:
+        """SQLite: a loopback socket whose port the senders read from ``$AIRFLOW_HOME/wakeups/CHANNEL``."""
+        try:
+            receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            receiver.bind(("127.0.0.1", 0))
+            receiver.setblocking(False)
+            port_file(self.channel).parent.mkdir(exist_ok=True)
+            _write_atomically(port_file(self.channel), str(receiver.getsockname()[1]))
+        except OSError as error:
+            log.warning("localflow: not woken by the workspace's datagrams (%s)", error)
+            self.unavailable = True
+            return None
+        self.connection = receiver
+        _listening.add(self)
+        log.info("localflow: woken by the workspace's datagrams on %s", self.channel)
+        return receiver
+
     def drain(self) -> bool:
         """Read the notifications that arrived; False when the connection has broken."""
+        if isinstance(self.connection, socket.socket):
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    self.connection.recv(64)
+            return True
         try:
             self.connection.poll()
             self.connection.notifies.clear()
@@ -158,6 +200,78 @@ class Wakeup:
 
 
 _listening: set[Wakeup] = set()
+
+
+def port_file(channel: str) -> Path:
+    """Where the process waiting on ``channel`` writes its datagram port (SQLite)."""
+    return Path(os.environ["AIRFLOW_HOME"]) / WAKEUPS_DIR / channel
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def channels_woken_by(statement: str) -> set[str]:
+    """The channels a committed ``statement`` wakes: as the PostgreSQL triggers, inserts and state changes."""
+    match = CHANGE.match(statement)
+    if not match:
+        return set()
+    table = match["inserted"] or match["updated"]
+    return {
+        channel
+        for name, changes, channel in TRIGGERS
+        if name == table
+        and (match["inserted"] or ("UPDATE" in changes and STATE_SET.search(match["columns"])))
+    }
+
+
+def send(channels: set[str]) -> None:
+    """One datagram to each channel's waiting process, where one is waiting."""
+    if "AIRFLOW_HOME" not in os.environ:  # not a process of the workspace's stack
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for channel in channels:
+            try:
+                port = int(port_file(channel).read_text())
+                sender.sendto(b"w", ("127.0.0.1", port))
+            except (OSError, ValueError) as error:  # nobody waits (no file, the process gone): nothing to do
+                if getattr(error, "errno", None) not in (None, errno.ENOENT, errno.ECONNREFUSED):
+                    log.debug("localflow: no datagram to %s (%s)", channel, error)
+
+
+PENDING = "localflow_wakes"  # in a connection's info: the channels its open transaction will wake
+
+
+def _note_change(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    if channels := channels_woken_by(statement):
+        connection.info.setdefault(PENDING, set()).update(channels)
+
+
+def _forget_changes(connection: Any) -> None:
+    connection.info.pop(PENDING, None)
+
+
+def _send_committed(_dbapi_connection: Any, record: Any) -> None:
+    if channels := record.info.pop(PENDING, None):
+        send(channels)
+
+
+@functools.cache  # once per process
+def send_on_commit() -> None:
+    """SQLite: after a commit that a PostgreSQL trigger would notify, send the datagrams (every engine).
+
+    Sent when the connection goes back to its pool, which a session's commit does after the database's
+    commit: a woken process sees the change. A rolled-back change sends nothing.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
+    event.listen(Engine, "after_cursor_execute", _note_change)
+    event.listen(Pool, "checkin", _send_committed)
+    event.listen(Engine, "rollback", _forget_changes)
 
 
 def _forget_in_child() -> None:
@@ -211,6 +325,50 @@ def wake_dag_processor() -> None:
     DagFileProcessorManager._run_parsing_loop = _run_parsing_loop
 
 
+@functools.cache  # once per process
+def precise_now_on_sqlite() -> None:
+    """SQLite's ``CURRENT_TIMESTAMP`` (SQLAlchemy's ``func.now()``) has whole seconds; the times Airflow
+    stores have microseconds. So a run triggered at 12:00:00.3 is not yet due (``run_after <= now()``) until
+    12:00:01: the scheduler would start it up to a second late. Milliseconds instead, as Python's clock.
+    """
+    from sqlalchemy.ext.compiler import compiles
+    from sqlalchemy.sql import functions
+
+    @compiles(functions.now, "sqlite")
+    def _now_with_milliseconds(_element: Any, _compiler: Any, **_: Any) -> str:
+        return "STRFTIME('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+def _on_sqlite() -> bool:
+    return os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
+
+
+@functools.cache  # once per process
+def idle_dag_processor_waits_longer() -> None:
+    """While woken by this process's wakeup, the dag-processor's idle wait lasts ``DAG_PROCESSOR_IDLE_WAIT``.
+
+    Idle: no parsing process running, no file queued. A reparse request or a callback ends the wait.
+    """
+    from airflow.dag_processing.manager import DagFileProcessorManager
+
+    service = DagFileProcessorManager._service_processor_sockets
+
+    @functools.wraps(service)
+    def _service_processor_sockets(self: Any, timeout: float | None = 1.0) -> Any:
+        woken = any(wakeup.channel == DAG_PROCESSOR for wakeup in _listening)
+        if timeout and woken and not self._processors and not self._file_queue:
+            timeout = max(timeout, DAG_PROCESSOR_IDLE_WAIT)
+        return service(self, timeout)
+
+    DagFileProcessorManager._service_processor_sockets = _service_processor_sockets
+
+
+def install_sender() -> None:
+    """In every Airflow process on SQLite (the plugin, when loaded): changes send their datagrams."""
+    if registry.switch(os.environ, SWITCH) and _on_sqlite():
+        send_on_commit()
+
+
 def install() -> None:
     """Both, where this process has imported their module: a job's own command imports its runner first.
 
@@ -220,5 +378,8 @@ def install() -> None:
         return
     if "airflow.jobs.scheduler_job_runner" in sys.modules:
         wake_scheduler()
+        if _on_sqlite():
+            precise_now_on_sqlite()
     if "airflow.dag_processing.manager" in sys.modules:
         wake_dag_processor()
+        idle_dag_processor_waits_longer()

@@ -152,6 +152,54 @@ def test_f5_runs_forked_from_the_warm_runner_in_the_editor(stack: Stack):
         stack.exec("python", "-m", "localflow.debugging.warm_runner", "--stop", check=False)
 
 
+BROKEN_DAG = """import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
+def broken_in_editor():
+    @task
+    def step():
+        return 1 +
+
+    step()
+
+
+broken_in_editor()
+"""
+
+
+def test_problems_and_run_this_dag_in_the_editor(stack: Stack):
+    """What the editor's tasks run (``.vscode/tasks.json``), in the editor's terminal: a DAG file saved with
+    a syntax error is one problem at its line, named by its workspace path (not the container's), and gone
+    once the file is fixed; "run this DAG" runs the open file's DAG on the stack and ends with its state."""
+    path = stack.workspace / "dags" / "broken_in_editor.py"
+    path.write_text(BROKEN_DAG)
+    stack.user.give(path)
+    try:
+
+        def problems() -> str:
+            result = stack.exec("python", "-m", "localflow", "problems", "--once", check=False)
+            return result.stdout if result.returncode == 1 else ""
+
+        found = wait_until(problems, 120, interval=2, what="the syntax error among the problems")
+        assert "dags/broken_in_editor.py:9:" in found and ": error: " in found, found
+        assert "/opt/airflow" not in found, found
+    finally:
+        path.unlink()
+    wait_until(
+        lambda: (
+            "broken_in_editor"
+            not in stack.exec("python", "-m", "localflow", "problems", "--once", check=False).stdout
+        ),
+        120,
+        interval=2,
+        what="the problem gone after the fix",
+    )
+    result = stack.exec("python", "-m", "localflow", "run", f"dags/{DAG_ID}.py", timeout=300)
+    assert f"{DAG_ID} run " in result.stdout and "finished: success" in result.stdout, result.stdout[-2000:]
+
+
 def test_rest_dag_runs_succeed_on_the_published_port(stack: Stack, finished_runs: dict[str, dict]):
     """A run of every example DAG triggered through the REST API on 127.0.0.1 (admin, generated password)
     succeeds."""

@@ -206,6 +206,13 @@ CASES = (
         1,
         "LOCALFLOW_COMPONENT_LOG_MAX_MB='lots' in .env: set the size in MiB",
     ),
+    (
+        "stall-timeout",
+        with_env(VALID_ENV + "LOCALFLOW_STALL_TIMEOUT=-5\n"),
+        ["up"],
+        1,
+        "LOCALFLOW_STALL_TIMEOUT='-5' in .env: set the seconds after which a component",
+    ),
     ("unknown-command", nothing, ["frobnicate"], 2, "unknown command 'frobnicate'"),
     (
         "secrets-get-without-name",

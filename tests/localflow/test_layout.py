@@ -14,7 +14,7 @@ import pytest
 from testkit.environment import REPO
 
 PACKAGE = REPO / "localflow"
-SUBPACKAGES = ("secrets", "stack", "debugging", "watcher", "container")  # the concerns
+SUBPACKAGES = ("secrets", "stack", "debugging", "watcher", "container", "editor")  # the concerns
 CONFIG = "localflow.config"  # configuration: every module may import it, it imports no concern
 
 
@@ -99,6 +99,7 @@ IN_AIRFLOW_PROCESSES = (
     "localflow.secrets.backend",
     "localflow.stack.executor",
     "localflow.stack.parse_guard",
+    "localflow.stack.parse_lookups",
     "localflow.stack.pools",
     "localflow.stack.task_output",
     "localflow.stack.wakeups",
@@ -145,6 +146,11 @@ FORBIDDEN = [
     ("localflow.stack.supervisor", "localflow.secrets.prepare", "the supervisor only supervises"),
     ("localflow.stack.supervisor", "localflow.secrets.keyguard", "the supervisor only supervises"),
     ("localflow.watcher.run", "localflow.stack", "the watcher talks to Airflow only over REST"),
+    *(
+        (name, "localflow.stack", "the editor's commands run beside a stack, talking to it over REST")
+        for name in sorted(MODULES)
+        if name.startswith("localflow.editor")
+    ),
 ]
 
 
@@ -178,6 +184,23 @@ def test_package_rules(name: str, forbidden: str, why: str):
         if (i == forbidden or i.startswith(forbidden + ".")) and (name, i) not in ALLOWED
     }
     assert not offending, f"{name} imports {sorted(offending)}, but {why}"
+
+
+# What talks to Airflow over REST only: it runs beside a stack (the editor's commands, the watcher) and must
+# show what the stack parsed and ran, not what an import of Airflow in its own process would find.
+REST_ONLY = ("localflow.editor", "localflow.watcher")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith(REST_ONLY)))
+def test_rest_only_modules_import_no_airflow(name: str):
+    """The editor's commands and the watcher import no Airflow, not even inside a function."""
+    imported = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module)
+    assert not {i for i in imported if i == "airflow" or i.startswith("airflow.")}, name
 
 
 def test_every_package_says_what_it_owns():

@@ -264,3 +264,22 @@ def start(env: dict[str, str], cwd: str) -> str:
                 return f"the warm debug runner is running (PID {reply['ready']})"
         start_runner(options, socket_path, log_path, expected, env).close()
     return f"starting the warm debug runner in the background (log: {log_path})"
+
+
+def refresh(env: dict[str, str], cwd: str) -> str | None:
+    """Bring this interpreter's runner up to date if one runs, in the background; what happened, or None.
+
+    For ``up``, which may just have written ``.env`` (a fresh clone's first start): the runner started at
+    folder open would otherwise be out of date, and the first F5 would wait for a new one. Starts nothing
+    where no runner runs (it would cost its memory for nothing).
+    """
+    airflow_env = airflow_environment(env)
+    if turned_off(airflow_env):
+        return None
+    socket_path, _ = runner_paths(airflow_env, cwd)
+    runner = connect(socket_path)
+    if runner is None:
+        return None
+    runner.close()  # a connection that sends nothing: the runner takes it for a check
+    said = start(env, cwd)
+    return said if said.startswith("starting") else None

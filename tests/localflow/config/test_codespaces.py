@@ -61,6 +61,29 @@ def test_base_url_from_the_codespace(tmp_path: Path, shell, env_file, base_url, 
     assert settings.ui_url(env) == (base_url or f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}")
 
 
+# the environment of a command (a terminal of the dev container: compose's variables, not the entrypoint's)
+UI_URLS = (
+    ("native", {"AIRFLOW__API__PORT": "8081"}, "http://127.0.0.1:8081"),
+    ("container", {"AIRFLOW__API__HOST": "0.0.0.0", "AIRFLOW__API__PORT": "8080"}, "http://127.0.0.1:8080"),
+    (
+        "container-in-codespace",
+        {**IN_CODESPACE, "AIRFLOW__API__HOST": "0.0.0.0", "AIRFLOW__API__PORT": "8080"},
+        f"https://{NAME}-8080.{DOMAIN}",
+    ),
+    (
+        "base-url-wins",
+        {**IN_CODESPACE, codespaces.BASE_URL: "https://a.example.com"},
+        "https://a.example.com",
+    ),
+)
+
+
+@pytest.mark.parametrize(("env", "url"), [case[1:] for case in UI_URLS], ids=[case[0] for case in UI_URLS])
+def test_ui_url(env: dict[str, str], url: str):
+    """Where `up` and `run` send a person: a Codespace's forwarded address also where base_url is unset."""
+    assert settings.ui_url(env) == url
+
+
 def airflows_execution_url(env: dict[str, str]) -> str:
     """The Execution API URL Airflow's executors hand to tasks, as Airflow resolves it."""
     probe = "from airflow.executors.base_executor import get_execution_api_server_url as u; print(u())"

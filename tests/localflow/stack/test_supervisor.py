@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 import pytest
 
 from localflow.config import settings
 from localflow.config.envfile import parse
+from localflow.debugging.warm_runner import client as warm_runner
 from localflow.polling import wait_until
 from localflow.secrets import keyguard
 from localflow.secrets.rules import SECRETS
-from testkit.environment import EXAMPLE_DAGS
+from localflow.stack.supervisor import Component, NativeStack
+from testkit.environment import EXAMPLE_DAGS, REPO
 from testkit.native_stack import (
     RunningStack,
     container_environment,
@@ -40,6 +48,7 @@ def test_stack_runs_a_dag_and_stops_cleanly(tmp_path, postgres, backend):
         output = stack.output()
         assert stack.url in output and "log in as 'admin'" in output
         assert "[warning" not in output  # nothing but its own lines between the user and the UI address
+        assert "warm debug runner" not in output  # none was running: none started
         health = stack.api.send("GET", "/api/v2/monitor/health")[1]
         assert {
             health[key]["status"] for key in ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -85,14 +94,62 @@ def assert_no_secret_logged(workspace):
                 assert value not in text, f"a secret is printed in {log}"
 
 
+class FreshClone(NamedTuple):
+    """The stack of a fresh clone's first ``up``, and the warm debug runner its folder-open task started."""
+
+    stack: RunningStack
+    runner_before_up: int
+
+
+def start_warm_runner(env: dict[str, str], workspace: Path) -> str:
+    """What VS Code's folder-open task runs (``.vscode/tasks.json``), in the workspace; its one line."""
+    command = [sys.executable, "-m", "localflow.debugging.warm_runner", "--start"]
+    done = subprocess.run(
+        command, env=env, cwd=workspace, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+def warm_runner_running(env: dict[str, str], workspace: Path) -> int | None:
+    """The PID of the workspace's runner once it has imported Airflow and is up to date, else None."""
+    said = start_warm_runner(env, workspace)
+    match = re.fullmatch(r"localflow: the warm debug runner is running \(PID (\d+)\)", said)
+    return int(match[1]) if match else None
+
+
 @pytest.fixture(scope="module")
-def fresh_clone_stack(tmp_path_factory) -> Iterator[RunningStack]:
-    """``up`` on a fresh clone with nothing but Python (SQLite, airflow_settings.yaml from the example).
+def fresh_clone(tmp_path_factory) -> Iterator[FreshClone]:
+    """``up`` on a fresh clone with nothing but Python (SQLite, airflow_settings.yaml from the example),
+    opened in VS Code first: its folder-open task started the warm debug runner before .env existed.
 
     One for the tests below that only look at a running stack: none of them changes it.
     """
-    with running_stack(tmp_path_factory.mktemp("fresh-clone") / "workspace", None) as stack:
-        yield stack
+    workspace = make_workspace(tmp_path_factory.mktemp("fresh-clone") / "workspace")
+    # The workspace's code, as a clone's root folder has it (the tests' copy holds only DAGs and plugins).
+    env = stack_environment(workspace, None, PYTHONPATH=str(REPO))
+    assert "starting the warm debug runner" in start_warm_runner(env, workspace)
+    runner = wait_until(lambda: warm_runner_running(env, workspace), 120, what="the warm runner ready")
+    stack = start_up(workspace, env)
+    try:
+        stack.wait_healthy()
+        yield FreshClone(stack, runner)
+    finally:
+        stack.stop()
+        warm_runner.stop(env, str(workspace))
+
+
+@pytest.fixture(scope="module")
+def fresh_clone_stack(fresh_clone: FreshClone) -> RunningStack:
+    return fresh_clone.stack
+
+
+def test_a_warm_runner_started_at_folder_open_follows_the_first_start(fresh_clone: FreshClone):
+    """The first ``up`` writes .env, which put the runner out of date: ``up`` starts its replacement, so
+    that the first F5 does not wait for one (and with no runner running, ``up`` starts none)."""
+    assert "localflow: starting the warm debug runner in the background" in fresh_clone.stack.output()
+    env, workspace = fresh_clone.stack.env, fresh_clone.stack.workspace
+    replacement = wait_until(lambda: warm_runner_running(env, workspace), 120, what="the replacement ready")
+    assert replacement != fresh_clone.runner_before_up
 
 
 def test_wrong_password_is_refused(fresh_clone_stack: RunningStack):
@@ -175,3 +232,29 @@ def test_component_logs_are_rotated_at_their_size(tmp_path):
     written_on = log.read_bytes()
     assert b"\0" not in written_on, "the component wrote past the end of the emptied file"
     assert len(written_on) <= max_bytes * 2, "the log was not emptied"  # at most rotated once more
+
+
+def test_a_component_that_keeps_exiting_is_said_once_then_restarted_quietly(tmp_path, capsys):
+    """A restart loop is two lines (the first exit, then that it loops), not one line per restart.
+
+    A real process that exits at once (``python -m localflow`` with an unknown command) in the dag
+    watcher's place, supervised by the real loop for 8 s: restarted after 1, 2 and 4 s.
+    """
+    workspace = make_workspace(tmp_path)
+    env = settings.native_environment(workspace, stack_environment(workspace, None))
+    stack = NativeStack(env)
+    looping = Component("dag-watcher", ["no-such-command"], tmp_path / "looping.log")
+    stack.components = [looping]
+    looping.start(env)
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        stack.supervise_once()
+        time.sleep(0.1)
+    stack.stop()
+    lines = capsys.readouterr().out.splitlines()
+    assert looping.restarts >= 3, lines
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("localflow: dag-watcher exited (code 2); restarting in 1 s"), lines
+    assert "its last line: " in lines[0] and "no-such-command" in lines[0], lines
+    assert lines[1].startswith("localflow: dag-watcher exited again (code 2), 2 times in a row"), lines
+    assert "without a line for each restart" in lines[1], lines
