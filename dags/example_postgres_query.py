@@ -36,7 +36,11 @@ def example_postgres_query():
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            from airflow.sdk.exceptions import AirflowNotFoundException
+        except ImportError:  # Airflow 3.1 and older
+            from airflow.exceptions import AirflowNotFoundException
 
         for conn_id in CONN_IDS:
             try:

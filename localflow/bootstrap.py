@@ -60,10 +60,12 @@ def venv_python() -> Path:
 
 
 def in_prepared_environment() -> bool:
-    """True inside the dev container image (the lock is installed system-wide) or inside our venv."""
+    """True inside the dev container image (the lock is installed system-wide), inside our venv, or in a
+    venv of a release this module built (``release_venv``: the tests run each release in one)."""
     if os.environ.get("LOCALFLOW_CONTAINER") == "1":
         return True
-    return Path(sys.prefix).resolve() == VENV.resolve()
+    prefix = Path(sys.prefix).resolve()
+    return prefix == VENV.resolve() or prefix.parent == RELEASE_VENVS.resolve()
 
 
 def uv_requirement() -> str:

@@ -15,10 +15,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from localflow import internals
+
+ERRORS = "airflow.api_fastapi.common.exceptions"
+
 
 def create_app(lifespan: Any = None, *, reissue_tokens: bool = True) -> Any:
-    """Airflow's Execution API app, routes as written (``reissue_tokens``: Airflow's JWT middleware)."""
-    from airflow.api_fastapi.common.exceptions import init_error_handlers
+    """Airflow's Execution API app, routes as written (``reissue_tokens``: Airflow's JWT middleware).
+
+    What Airflow's own factory adds in the installed release only: before 3.3 it adds neither the trace
+    context dependency nor the common error handlers, before 3.2 no correlation ids either.
+    """
     from airflow.api_fastapi.execution_api import app as execution_api
     from airflow.api_fastapi.execution_api.routes import execution_api_router
     from airflow.configuration import conf
@@ -30,13 +37,18 @@ def create_app(lifespan: Any = None, *, reissue_tokens: bool = True) -> Any:
         lifespan=lifespan or execution_api.lifespan,
         generate_unique_id_function=lambda route: route.name,
     )
-    app.add_middleware(execution_api.CorrelationIdMiddleware)
+    if internals.holds(internals.EXECUTION_API, "CorrelationIdMiddleware"):
+        app.add_middleware(execution_api.CorrelationIdMiddleware)
     if reissue_tokens:
         app.add_middleware(execution_api.JWTReissueMiddleware)
-    mode = conf.get("execution_api", "otel_trace_propagation", fallback="only-authenticated")
-    execution_api._inject_trace_context_dep(execution_api_router.routes, mode)
+    if internals.holds(internals.EXECUTION_API, "_inject_trace_context_dep"):
+        mode = conf.get("execution_api", "otel_trace_propagation", fallback="only-authenticated")
+        execution_api._inject_trace_context_dep(execution_api_router.routes, mode)
     app.include_router(execution_api_router)
-    init_error_handlers(app)
+    if internals.holds(ERRORS, "init_error_handlers"):
+        from airflow.api_fastapi.common.exceptions import init_error_handlers
+
+        init_error_handlers(app)
 
     @app.exception_handler(Exception)
     def handle_exceptions(request: Request, exc: Exception) -> JSONResponse:

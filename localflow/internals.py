@@ -8,15 +8,17 @@ table the workspace reads with SQL, a method it overrides).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import re
 from dataclasses import dataclass
 
 from localflow import releases
 
 
 def _key(release: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in release.split("."))
+    return tuple(int(part) for part in re.findall(r"\d+", release)[:3])  # 3.3.0rc1: (3, 3, 0)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class Internal:
     contains ``text``, e.g. the private environment variable it reads).
 
     ``since``: the oldest supported release (``localflow/releases.py``) it holds in; it holds in every newer
-    one and in none older (``tests/localflow/test_internals.py`` checks both on each supported release).
+    one up to ``until`` (when set) and in no other (``tests/localflow/test_internals.py`` checks both on each
+    supported release).
     """
 
     module: str
@@ -40,10 +43,17 @@ class Internal:
     parameters: tuple[str, ...] = ()
     text: str = ""
     since: str = releases.OLDEST
+    until: str | None = None  # the newest release it holds in, for one a newer release dropped
 
     def holds_in(self, release: str) -> bool:
-        """Whether it holds in ``release`` (X.Y.Z), by ``since``."""
-        return _key(release) >= _key(self.since)
+        """Whether it holds in ``release`` (X.Y.Z), by ``since`` (and ``until``)."""
+        key = _key(release)
+        return key >= _key(self.since) and (self.until is None or key <= _key(self.until))
+
+    @property
+    def releases(self) -> tuple[str, ...]:
+        """The supported releases it holds in."""
+        return tuple(release for release in releases.SUPPORTED if self.holds_in(release))
 
     @property
     def qualified_name(self) -> str:
@@ -141,6 +151,21 @@ INTERNALS = (
         since="3.2.2",
     ),
     Internal(
+        "airflow.models.dagbag",
+        "BundleDagBag",
+        "debugging/dagtest.py",
+        "the same, where 3.1's dag.test() imports it from (without bundle_name)",
+        since="3.1.8",
+        until="3.1.8",
+    ),
+    Internal(
+        "airflow.sdk.listener",
+        "get_listener_manager",
+        "debugging/dagtest.py",
+        "the Task SDK's listeners, which dag.test()'s tasks call (before 3.2: airflow.listeners.listener's)",
+        since="3.2.2",
+    ),
+    Internal(
         EXECUTION_API,
         "create_task_execution_api_app",
         "debugging/dagtest.py, stack/preload.py",
@@ -203,7 +228,10 @@ INTERNALS = (
         "airflow.sdk.execution_time.supervisor",
         "in_process_api_server",
         "debugging/dagtest.py",
-        "the in-process API built ahead of the run",
+        "the in-process API built ahead of the run: one for the whole run (before 3.3, made so by dagtest.py)",
+        "reads",
+        text="@functools.lru_cache(maxsize=1)",
+        since="3.3.2",
     ),
     Internal(
         "httpx._transports.wsgi",
@@ -283,21 +311,20 @@ INTERNALS = (
         "the sentinel a copied decorated mapped task must get back, or it no longer expands",
     ),
     Internal(
-        "airflow.serialization.definitions.notset",
+        "airflow.sdk.definitions._internal.types",
         "ArgNotSet",
         "debugging/dagtest.py",
-        "given a __deepcopy__ returning itself while a DAG is copied: NOTSET is checked by identity",
-        since="3.2.2",
+        "given a __deepcopy__ returning itself while a DAG is copied: NOTSET is checked by identity (from 3.2"
+        " the class of airflow.serialization.definitions.notset)",
     ),
     # --- A DAG file whose parsing process dies shows an import error (stack/parse_guard.py) -----------
     Internal(
         "airflow.dag_processing.manager",
-        "DagFileProcessorManager.handle_parsing_result",
+        "DagFileProcessorManager._collect_results",
         "stack/parse_guard.py",
-        "wrapped: a finished parse without a result gets one, with the import error",
-        kind="parameters",
-        parameters=("file", "proc"),
-        since="3.3.2",
+        "wrapped: a finished parse (a processor in _processors that is_ready) without a result gets one first",
+        kind="reads",
+        text="for file, proc in self._processors.items():",
     ),
     Internal(
         "airflow.sdk.execution_time.supervisor",
@@ -329,12 +356,11 @@ INTERNALS = (
     ),
     Internal(
         "airflow.dag_processing.manager",
-        "DagFileProcessorManager.prepare_process_context",
+        "DagFileProcessorManager._run_parsing_loop",
         "stack/wakeups.py",
-        "wrapped: it creates the selector the parsing loop waits on, where the LISTEN joins",
+        "wrapped: the LISTEN joins the selector its loop waits on (self.selector, made before it starts)",
         kind="reads",
-        text="self.selector = selectors.DefaultSelector()",
-        since="3.3.2",
+        text="self._service_processor_sockets(timeout=poll_time)",
     ),
     Internal(
         "airflow.dag_processing.manager",
@@ -415,6 +441,29 @@ INTERNALS = (
         "debugpy.common.log", "_levels", "debugging/warm_runner/server.py", "the levels its open logs keep"
     ),
 )
+
+
+@functools.cache  # asked per workload by the executor
+def installed() -> str:
+    """The installed Airflow release (X.Y.Z)."""
+    from importlib import metadata
+
+    return metadata.version("apache-airflow")
+
+
+def holds(module: str, name: str, kind: str = "") -> bool:
+    """Whether ``module``'s internal ``name`` (each of its rows, or those of ``kind``) holds in the installed
+    Airflow, by ``since``: code that adapts to a release asks here, so a release's gaps are stated in this
+    one list."""
+    rows = [
+        row
+        for row in INTERNALS
+        if row.module == module and row.name == name and (not kind or row.kind == kind)
+    ]
+    if not rows:
+        raise KeyError(f"{module}.{name} has no row in localflow/internals.py")
+    release = installed()
+    return all(row.holds_in(release) for row in rows)
 
 
 def problem(internal: Internal) -> str | None:

@@ -15,9 +15,9 @@ SETTING = "LOCALFLOW_AIRFLOW_VERSION"
 # The newest patch of each Airflow 3 minor on PyPI: the releases the tests run on.
 SUPPORTED = ("3.0.6", "3.1.8", "3.2.2", "3.3.2")
 LOCKED = "3.3.2"  # requirements.txt's, pyproject.toml's pin: the release of a fresh clone
-# Where the stack and F5 run today; on the others they install, switch and migrate, but do not run yet
+# Where the stack, dag-test and F5 run; on the others they install, switch and migrate, but do not run yet
 # (docs/releases.md, "What works on each release": issue #24, item 2).
-RUNS_ON = frozenset({"3.3.2"})
+RUNS_ON = frozenset({"3.1.8", "3.2.2", "3.3.2"})
 OLDEST = SUPPORTED[0]
 LOCKS_DIR = "locks"
 OVERRIDES = "overrides.txt"
@@ -26,6 +26,15 @@ AIRFLOW_REQUIREMENT = "apache-airflow[postgres,celery]"
 RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 # The newest Python a release's lock installs on from wheels, where it is older than the workspace's 3.13.
 NEWEST_PYTHON = {"3.0.6": "3.12"}  # Airflow 3.0 needs SQLAlchemy 1.4, which has no wheels for Python 3.13
+# Packages held back in a release's lock (its overrides.txt), where a newer one breaks that release.
+HELD_BACK = {
+    # svcs 26.2 detaches its registry from app.state when a lifespan ends; before 3.3 each in-process
+    # Execution API is dropped once its client is made, so its lifespan ends when it is garbage collected,
+    # and every task of dag.test() (and the triggerer's and dag-processor's calls) fails with
+    # "'State' object has no attribute 'svcs_registry'". 3.3 keeps the API, and its lifespan, alive.
+    "3.1.8": ("svcs<26.2",),
+    "3.2.2": ("svcs<26.2",),
+}
 
 
 class ReleaseError(ValueError):
@@ -79,8 +88,9 @@ def lock_path(release: str, name: str) -> str:
 
 
 def overrides_text(release: str) -> str:
-    """overrides.txt of ``release``: pyproject.toml's Airflow requirement at that release."""
-    return f"{AIRFLOW_REQUIREMENT}=={release}\n"
+    """overrides.txt of ``release``: pyproject.toml's Airflow requirement at that release, and the packages
+    held back for it."""
+    return "".join(f"{line}\n" for line in (f"{AIRFLOW_REQUIREMENT}=={release}", *HELD_BACK.get(release, ())))
 
 
 def python_refusal(release: str, python: tuple[int, int]) -> str | None:

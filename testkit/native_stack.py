@@ -245,10 +245,12 @@ def container_environment(workspace: Path, database_url: str) -> dict[str, str]:
     return env
 
 
-def run_localflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """``python -m localflow ARGS`` with ``env``; output captured."""
+def run_localflow(
+    env: dict[str, str], *args: str, python: str | Path = sys.executable
+) -> subprocess.CompletedProcess:
+    """``python -m localflow ARGS`` with ``env`` (``python``: another release's venv); output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "localflow", *args],
+        [str(python), "-m", "localflow", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -258,12 +260,12 @@ def run_localflow(env: dict[str, str], *args: str) -> subprocess.CompletedProces
     )
 
 
-def start_up(workspace: Path, env: dict[str, str]) -> RunningStack:
-    """Start ``python -m localflow up`` (the README's first command, inside the venv)."""
+def start_up(workspace: Path, env: dict[str, str], python: str | Path = sys.executable) -> RunningStack:
+    """Start ``python -m localflow up`` (the README's first command, inside the venv, or ``python``'s)."""
     output_path = workspace / "up.out"
     with output_path.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "localflow", "up"],
+            [str(python), "-m", "localflow", "up"],
             cwd=REPO,
             env=env,
             stdout=output,
@@ -274,9 +276,15 @@ def start_up(workspace: Path, env: dict[str, str]) -> RunningStack:
 
 
 @contextmanager
-def running_stack(workspace: Path, database_url: str | None, **extra: str) -> Iterator[RunningStack]:
-    """A healthy native stack for the duration of the block; always stopped afterwards."""
-    running = start_up(make_workspace(workspace), stack_environment(workspace, database_url, **extra))
+def running_stack(
+    workspace: Path, database_url: str | None, *, python: str | Path = sys.executable, **extra: str
+) -> Iterator[RunningStack]:
+    """A healthy native stack for the duration of the block (``python``: another release's venv, the
+    checkout's code on its path); always stopped afterwards."""
+    env = stack_environment(workspace, database_url, **extra)
+    if str(python) != sys.executable:
+        env["PYTHONPATH"] = str(REPO)
+    running = start_up(make_workspace(workspace), env, python)
     try:
         running.wait_healthy()
         yield running

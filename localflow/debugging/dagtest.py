@@ -16,6 +16,7 @@ traced. docs/performance.md, "F5 to a breakpoint", has the measurements.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import sysconfig
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from localflow import execution_api as unversioned
-from localflow import import_timing
+from localflow import import_timing, internals
 from localflow.config import settings
 from localflow.database import missing_database
 from localflow.debugging import isolation, support
@@ -53,17 +54,36 @@ def require_in_dags_folder(path: Path) -> None:
         )
 
 
+DAGBAG = "airflow.dag_processing.dagbag"
+
+
+def dagbag_module() -> Any:
+    """The module dag.test() takes ``BundleDagBag`` from (before 3.2: ``airflow.models.dagbag``)."""
+    import importlib
+
+    return importlib.import_module(
+        DAGBAG if internals.holds(DAGBAG, "BundleDagBag") else "airflow.models.dagbag"
+    )
+
+
+def listener_manager() -> Any:
+    """The listener manager of the Task SDK, whose hooks dag.test()'s tasks call."""
+    if internals.holds("airflow.sdk.listener", "get_listener_manager"):
+        from airflow.sdk.listener import get_listener_manager
+    else:  # before 3.2
+        from airflow.listeners.listener import get_listener_manager
+    return get_listener_manager()
+
+
 def load_dags(path: Path) -> tuple[dict, object]:
     """Parse ``path`` as the dag-processor does; return its DAGs by dag_id, and the bag itself.
 
     The file is parsed as part of the ``dags-folder`` bundle, so the bag can stand in for dag.test()'s own
     parse of the whole bundle.
     """
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    bag = BundleDagBag(
-        dag_folder=str(path), bundle_path=dags_folder(), bundle_name="dags-folder", safe_mode=False
-    )
+    module = dagbag_module()
+    named = {"bundle_name": "dags-folder"} if module.__name__ == DAGBAG else {}  # 3.1's takes no name
+    bag = module.BundleDagBag(dag_folder=str(path), bundle_path=dags_folder(), safe_mode=False, **named)
     if bag.import_errors:
         error = next(iter(bag.import_errors.values())).strip().splitlines()[-1]
         raise LocalflowError(f"{path.name} failed to import: {error}")
@@ -98,9 +118,8 @@ def load_plugins() -> None:
     ``dag.test()`` would on first use; each keeps what it loaded.
     """
     from airflow import plugins_manager
-    from airflow.sdk.listener import get_listener_manager
 
-    get_listener_manager()
+    listener_manager()
     plugins_manager.ensure_plugins_loaded()
 
 
@@ -153,7 +172,7 @@ def copy_of(dag, task_ids, *, include_upstream: bool):
     """
     from airflow.sdk.bases.decorator import DecoratedMappedOperator
     from airflow.sdk.definitions._internal.expandinput import EXPAND_INPUT_EMPTY
-    from airflow.serialization.definitions.notset import ArgNotSet
+    from airflow.sdk.definitions._internal.types import ArgNotSet
 
     ArgNotSet.__deepcopy__ = lambda self, memo: self  # a singleton: NOTSET, SET_DURING_EXECUTION
     try:
@@ -281,11 +300,10 @@ def fast(bag: object) -> Iterator[None]:
     * under a debugger the set-up runs untraced, and the thread is traced only while a task runs.
     """
     from airflow.api_fastapi.execution_api import app as execution_api
-    from airflow.dag_processing import dagbag as dagbag_module
     from airflow.sdk.execution_time import supervisor
-    from airflow.sdk.listener import get_listener_manager
 
-    stock_bag = dagbag_module.BundleDagBag
+    bags = dagbag_module()
+    stock_bag = bags.BundleDagBag
     stock_factory = execution_api.create_task_execution_api_app
 
     def bundle_bag(*args, **kwargs):
@@ -297,10 +315,14 @@ def fast(bag: object) -> Iterator[None]:
         # In-process callers do not authenticate (InProcessExecutionAPI overrides that): no tokens to renew.
         return unversioned.create_app(lifespan, reissue_tokens=False)
 
-    dagbag_module.BundleDagBag = bundle_bag
+    bags.BundleDagBag = bundle_bag
     execution_api.create_task_execution_api_app = unversioned_app
+    stock_api_server = supervisor.in_process_api_server
+    if not internals.holds(supervisor.__name__, "in_process_api_server"):
+        # Before 3.3 each task gets a new API; one for the run, as 3.3 does, is the one built ahead here.
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(stock_api_server)
     listener = support.TracingListener()
-    get_listener_manager().add_listener(listener)
+    listener_manager().add_listener(listener)
     try:
         with support.untraced():
             transport = supervisor.in_process_api_server().transport
@@ -311,9 +333,10 @@ def fast(bag: object) -> Iterator[None]:
         yield
     finally:
         support.trace_this_thread(True)
-        get_listener_manager().pm.unregister(listener)
-        dagbag_module.BundleDagBag = stock_bag
+        listener_manager().pm.unregister(listener)
+        bags.BundleDagBag = stock_bag
         execution_api.create_task_execution_api_app = stock_factory
+        supervisor.in_process_api_server = stock_api_server
 
 
 def run(
@@ -337,11 +360,10 @@ def run(
 
         require_in_dags_folder(path)
         ensure_database()  # first: a database this release cannot run on is said before anything else
-        from airflow.dag_processing import dagbag  # noqa: F401
+        dagbag_module()
 
         support.make_context_inspectable()
     from airflow.configuration import conf
-    from airflow.sdk.listener import get_listener_manager
 
     # Traced: breakpoints at the top level of plugin and DAG files are hit.
     plugins = Path(conf.get("core", "plugins_folder"))
@@ -360,12 +382,12 @@ def run(
         return dag.test()
     dag = without_retry_waits(dag, retries=retries)
     failed = failed or FailedTasks()
-    get_listener_manager().add_listener(failed)
+    listener_manager().add_listener(failed)
     try:
         with fast(bag):
             return dag.test()
     finally:
-        get_listener_manager().pm.unregister(failed)
+        listener_manager().pm.unregister(failed)
 
 
 def main(

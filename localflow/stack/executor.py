@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from airflow.executors import local_executor
 from airflow.executors.base_executor import BaseExecutor
 
+from localflow import internals
 from localflow.config import registry
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ def write_task_logs_once() -> None:
     """
     if registry.switch(os.environ, TASK_LOGS_TO_STDOUT):
         return
+    if not internals.holds("airflow.executors.base_executor", "BaseExecutor.run_workload"):
+        return  # before 3.3 the worker loop does not copy them
     run_workload = BaseExecutor.run_workload
 
     def run_workload_logged_once(workload, **kwargs):
@@ -63,6 +66,20 @@ def write_task_logs_once() -> None:
 
     # Only this worker process's class (a fork of the scheduler's): the scheduler's is unchanged.
     BaseExecutor.run_workload = staticmethod(run_workload_logged_once)
+
+
+def in_flight_entry(workload: ExecutorWorkload) -> tuple[object, object]:
+    """A workload's key, and the state a worker reports when it picks it up (None: none)."""
+    if internals.holds("airflow.executors.workloads.base", "BaseDagBundleWorkload.key"):
+        return workload.key, workload.running_state
+    # Before 3.3, as its worker loop reports them: a task by its instance's key, once, when it ends; a
+    # callback (3.2) by its id, running first.
+    callback = getattr(workload, "callback", None)
+    if callback is not None:
+        from airflow.utils.state import CallbackState
+
+        return callback.id, CallbackState.RUNNING
+    return workload.ti.key, None
 
 
 class LocalExecutor(local_executor.LocalExecutor):
@@ -80,7 +97,8 @@ class LocalExecutor(local_executor.LocalExecutor):
     def _process_workloads(self, workload_list: list[ExecutorWorkload]) -> None:
         # Recorded before Airflow's method queues them: it ends by asking for workers for them.
         for workload in workload_list:
-            self._in_flight[workload.key] = workload.running_state
+            key, running_state = in_flight_entry(workload)
+            self._in_flight[key] = running_state
         self._idle_since = None
         super()._process_workloads(workload_list)
 
@@ -107,16 +125,15 @@ class LocalExecutor(local_executor.LocalExecutor):
 
     def _spawn_worker(self) -> None:
         # Airflow's _spawn_worker with the worker loop wrapped by _run_worker_frozen.
-        process = multiprocessing.Process(
-            target=_run_worker_frozen,
-            kwargs={
-                "logger_name": self.log.name,
-                "input": self.activity_queue,
-                "output": self.result_queue,
-                "unread_messages": self._unread_messages,
-                "team_conf": self.conf,
-            },
-        )
+        kwargs = {
+            "logger_name": self.log.name,
+            "input": self.activity_queue,
+            "output": self.result_queue,
+            "unread_messages": self._unread_messages,
+        }
+        if internals.holds(local_executor.__name__, "_run_worker", "parameters"):  # before 3.2: no teams
+            kwargs["team_conf"] = self.conf
+        process = multiprocessing.Process(target=_run_worker_frozen, kwargs=kwargs)
         process.start()
         self.workers[process.pid] = process
 

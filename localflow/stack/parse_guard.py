@@ -29,21 +29,26 @@ def cause(exit_code: int | None) -> str:
 
 @functools.cache  # once per process
 def record_deaths() -> None:
-    """Make the dag-processor record an import error for a file whose parsing process died."""
+    """Make the dag-processor record an import error for a file whose parsing process died.
+
+    Before collecting the finished parses, each one that ended without a result (nor callbacks) is given
+    one: ``_collect_results`` then records it as any other, in every release.
+    """
     from airflow.dag_processing.manager import DagFileProcessorManager
     from airflow.dag_processing.processor import DagFileParsingResult
 
-    handle = DagFileProcessorManager.handle_parsing_result
+    collect = DagFileProcessorManager._collect_results
 
-    @functools.wraps(handle)
-    def handle_parsing_result(self: Any, file: Any, proc: Any, *args: Any, **kwargs: Any) -> Any:
-        if proc.parsing_result is None and not proc.had_callbacks:
-            message = f"{file.rel_path}: {cause(proc._exit_code)}"
-            proc.parsing_result = DagFileParsingResult(
-                fileloc=str(file.absolute_path),
-                serialized_dags=[],
-                import_errors={str(file.rel_path): message},
-            )
-        return handle(self, file, proc, *args, **kwargs)
+    @functools.wraps(collect)
+    def _collect_results(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for file, proc in self._processors.items():
+            if proc.is_ready and proc.parsing_result is None and not proc.had_callbacks:
+                message = f"{file.rel_path}: {cause(proc._exit_code)}"
+                proc.parsing_result = DagFileParsingResult(
+                    fileloc=str(file.absolute_path),
+                    serialized_dags=[],
+                    import_errors={str(file.rel_path): message},
+                )
+        return collect(self, *args, **kwargs)
 
-    DagFileProcessorManager.handle_parsing_result = handle_parsing_result
+    DagFileProcessorManager._collect_results = _collect_results

@@ -305,24 +305,24 @@ def wake_dag_processor() -> None:
     """The dag-processor's wait for its parsing processes also returns when a reparse is requested."""
     from airflow.dag_processing.manager import DagFileProcessorManager
 
-    prepare = DagFileProcessorManager.prepare_process_context
+    loop = DagFileProcessorManager._run_parsing_loop
 
-    @functools.wraps(prepare)
-    def prepare_process_context(self: Any) -> None:
-        prepare(self)  # makes the selector its loop waits on
+    @functools.wraps(loop)
+    def _run_parsing_loop(self: Any) -> Any:
         wakeup = Wakeup(DAG_PROCESSOR)
         connection = wakeup.listen()
-        if connection is None:
-            return
+        if connection is not None:
 
-        def on_close(_: Any) -> None:  # then the manager closes it: Airflow's 1-s loop from then on
-            self.selector.unregister(connection)
-            _listening.discard(wakeup)
+            def on_close(_: Any) -> None:  # then the manager closes it: Airflow's 1-s loop from then on
+                self.selector.unregister(connection)
+                _listening.discard(wakeup)
 
-        # (handler, on_close) as Airflow registers its parsing processes' sockets.
-        self.selector.register(connection, selectors.EVENT_READ, (lambda _: wakeup.drain(), on_close))
+            # The selector the loop waits on is made by then; (handler, on_close) as Airflow registers its
+            # parsing processes' sockets.
+            self.selector.register(connection, selectors.EVENT_READ, (lambda _: wakeup.drain(), on_close))
+        return loop(self)
 
-    DagFileProcessorManager.prepare_process_context = prepare_process_context
+    DagFileProcessorManager._run_parsing_loop = _run_parsing_loop
 
 
 @functools.cache  # once per process

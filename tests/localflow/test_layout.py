@@ -108,6 +108,8 @@ IN_AIRFLOW_PROCESSES = (
 LIGHT = {
     *IN_AIRFLOW_PROCESSES,
     *(f"{CONFIG}.{name}" for name in ("registry", "settings_yaml")),  # the standard library and PyYAML only
+    "localflow.internals",  # the standard library only: which internals hold in the installed release
+    "localflow.releases",
     *("localflow", CONFIG, "localflow.stack", "localflow.debugging", "localflow.secrets"),  # docstrings
 }
 
@@ -161,6 +163,9 @@ ALLOWED = {
         for name in ("localflow.stack.executor", "localflow.stack.task_output", "localflow.stack.workers")
         for dependency in ("localflow.config", "localflow.config.registry")
     ),
+    # internals says which of Airflow's internals the installed release has (the standard library only).
+    ("localflow.stack.executor", "localflow"),
+    ("localflow.stack.executor", "localflow.internals"),
     ("localflow.bootstrap", "localflow"),
     ("localflow.bootstrap", "localflow.releases"),
     ("localflow.container.entrypoint", "localflow"),

@@ -7,18 +7,32 @@ them out).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from localflow import bootstrap, releases
-from localflow.config import registry
+from localflow.config import registry, settings
+from localflow.debugging.warm_runner import client as warm_runner
+from localflow.polling import wait_until
+from testkit import releases as testkit_releases
+from testkit.dap import STOP_TIMEOUT, DapClient, check_stop, launch_configuration, line_of
 from testkit.environment import REPO
-from testkit.native_stack import make_workspace, run_localflow, stack_environment
+from testkit.native_stack import (
+    RunningStack,
+    dag_source,
+    make_workspace,
+    run_localflow,
+    stack_environment,
+    start_up,
+)
 from tests.localflow.test_bad_input import VALID_ENV
 from tests.localflow.test_bootstrap import COPIED
 from tests.localflow.test_bootstrap import run_localflow as run_plain
@@ -218,7 +232,7 @@ def test_switch_to_an_older_release_and_back(tmp_path: Path):
     )
     assert airflow_version(workspace) == "3.1.8"
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert releases.not_running_yet("3.1.8", "dag-test") in refused.stderr  # said before it fails
+    assert "does not run on Airflow" not in refused.stderr  # 3.1.8 runs (RUNS_ON)
     line = refused.stderr.strip().splitlines()[-1]
     assert "which Airflow 3.1.8 does not know" in line and "--to-revision 509b94a1042d" in line, line
     assert digest(database) == migrated
@@ -260,7 +274,7 @@ def test_an_untested_patch_is_locked_once_and_said(tmp_path: Path):
 
 
 # installed release, whether up / dag-test / init say they do not run on it yet
-READINESS_CASES = (("3.3.2", False), (None, False), ("3.1.8", True), ("3.2.2", True), ("3.0.6", True))
+READINESS_CASES = (("3.3.2", False), (None, False), ("3.1.8", False), ("3.2.2", False), ("3.0.6", True))
 
 
 @pytest.mark.parametrize(("installed", "said"), READINESS_CASES)
@@ -270,3 +284,135 @@ def test_a_release_the_stack_does_not_run_on_yet_is_said(installed, said: bool):
     assert (line is not None) is said
     if said:
         assert f"Airflow {installed}" in line and "docs/releases.md" in line and "\n" not in line
+
+
+# --- The other releases the workspace runs on (RUNS_ON): dag-test, F5 and one stack on each ------------
+
+OLDER_RUNNING = sorted(releases.RUNS_ON - {releases.LOCKED})
+# Each example DAG and its outcome on the default release: the same on every release it runs on.
+EXAMPLES = {
+    "example_etl.py": "success",
+    "example_context.py": "success",
+    "example_postgres_query.py": "success",
+}
+BREAKPOINT_TEXT = "print(f\"Loaded {summary['count']:.0f} orders"  # in example_etl's task `load`
+
+
+class OnRelease(NamedTuple):
+    """A fresh workspace chosen at ``release``, run with that release's venv and the checkout's code."""
+
+    release: str
+    python: Path
+    workspace: Path
+    env: dict[str, str]
+
+    def localflow(self, *args: str) -> subprocess.CompletedProcess:
+        return run_localflow(self.env, *args, python=self.python)
+
+
+@pytest.fixture(scope="module", params=OLDER_RUNNING)
+def on_release(request, tmp_path_factory) -> OnRelease:
+    """The workspace, its venv built once per release (testkit/releases.py); SQLite, as a fresh clone."""
+    release = request.param
+    python = testkit_releases.release_venv(release)
+    workspace = make_workspace(tmp_path_factory.mktemp(f"airflow-{release}"))
+    (workspace / ".env").write_text(VALID_ENV)
+    (workspace / ".env").chmod(0o600)
+    env = stack_environment(
+        workspace,
+        None,
+        **{SETTING: release},
+        PYTHONPATH=str(REPO),
+        # Only the watcher reparses a saved file: the dag-processor would not look again for an hour.
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="3600",
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="3600",
+    )
+    on = OnRelease(release, python, workspace, env)
+    prepared = on.localflow("secrets")  # as a fresh clone's first command: airflow_settings.yaml too
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    return on
+
+
+def said_nothing_missing(output: str, release: str) -> None:
+    assert f"does not run on Airflow {release} yet" not in output, output
+    assert "Traceback" not in output, output
+
+
+@pytest.mark.releases
+@pytest.mark.parametrize("stock", [False, True], ids=["fast", "stock"])
+def test_dag_test_runs_the_examples(on_release: OnRelease, stock: bool):
+    """Each example DAG ends as on the default release, with the fast path and with stock dag.test()
+    (once: example_etl)."""
+    examples = dict(list(EXAMPLES.items())[:1]) if stock else EXAMPLES
+    for name, outcome in examples.items():
+        result = on_release.localflow(
+            "dag-test", str(on_release.workspace / "dags" / name), *(["--stock"] if stock else [])
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == (0 if outcome == "success" else 1), output
+        assert f"{Path(name).stem} finished: {outcome}" in result.stdout, output
+        said_nothing_missing(output, on_release.release)
+
+
+@pytest.mark.releases
+def test_f5_stops_in_a_task(on_release: OnRelease, monkeypatch):
+    """launch.json's "debug this DAG file" (the warm runner's) stops at a breakpoint in a task, as VS Code
+    drives it, with the release's interpreter."""
+    for name in set(os.environ) - set(settings.without_owned(os.environ)):  # the test session's Airflow home
+        monkeypatch.delenv(name)
+    dag_file = on_release.workspace / "dags" / "example_etl.py"
+    config = launch_configuration(
+        REPO / ".vscode" / "launch.json",
+        "Airflow: debug this DAG file",
+        workspace=REPO,
+        file=dag_file,
+        python=str(on_release.python),
+    )
+    config["env"] = on_release.env
+    line = line_of(dag_file, BREAKPOINT_TEXT)
+    try:
+        with DapClient(python=str(on_release.python), log=on_release.workspace / "dap.log") as client:
+            client.start(config, {dag_file: [line]})
+            check_stop(client, dag_file, line, "summary", "{'count': 3.0, 'total': 1236.7}")
+            assert client.wait_event("exited", STOP_TIMEOUT)["exitCode"] == 0
+    finally:
+        warm_runner.stop(on_release.env, str(REPO))
+
+
+@pytest.fixture(scope="module")
+def release_stack(on_release: OnRelease) -> Iterator[RunningStack]:
+    """`up` on the release, with a DAG file the test edits."""
+    dags = on_release.workspace / "dags"
+    (dags / "edited.py").write_text(dag_source("edited", '"v0"'))
+    stack = start_up(on_release.workspace, on_release.env, on_release.python)
+    try:
+        stack.wait_healthy()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def tasks(stack: RunningStack, dag_id: str) -> set[str]:
+    status, body = stack.api.request("GET", f"/api/v2/dags/{dag_id}/tasks")
+    return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
+
+
+@pytest.mark.releases
+def test_up_runs_a_dag_and_reparses_saves(on_release: OnRelease, release_stack: RunningStack):
+    """The stack comes up healthy, a triggered run succeeds, an edited file and one whose parsing process
+    dies reach the API through the watcher, and no component logged a traceback."""
+    stack, dags = release_stack, on_release.workspace / "dags"
+    run_id = stack.trigger("example_etl")
+    assert stack.wait_for_run("example_etl", run_id) == "success"
+
+    with stack.output_on_timeout():
+        stack.api.wait_for_dags(["edited"], timeout=60)
+        (dags / "edited.py").write_text(dag_source("edited", '"v1"'))
+        wait_until(lambda: tasks(stack, "edited") == {"v1"}, 60, what="the edit reparsed")
+        (dags / "dies.py").write_text(
+            '"""An airflow DAG file that kills its parsing process."""\nimport os\n\nos._exit(1)\n'
+        )
+        wait_until(lambda: "dies.py" in stack.api.import_errors(), 60, what="the parse guard's import error")
+    said_nothing_missing(stack.output(), on_release.release)
+    for log in (on_release.workspace / ".airflow" / "logs" / "components").glob("*.log"):
+        assert "Traceback" not in log.read_text(), f"{log.name}:\n{log.read_text()[-3000:]}"
