@@ -195,6 +195,11 @@ class AirflowClient:
 
         return wait_until(finished, timeout, interval=interval, what=f"run {run_id} of {dag_id} finished")
 
+    def task_ids(self, dag_id: str) -> set[str]:
+        """The task ids of the DAG as last serialized; empty while the API does not know the DAG."""
+        status, body = self.request("GET", f"/api/v2/dags/{dag_id}/tasks")
+        return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         """The task instances of a run (mapped ones each with its ``map_index``), their states and tries."""
         run = urllib.parse.quote(run_id, safe="")

@@ -17,7 +17,6 @@ driver, and those only when called.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import logging
 import os
@@ -234,11 +233,11 @@ def send(channels: set[str]) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for channel in channels:
             try:
-                port = int(port_file(channel).read_text())
-                sender.sendto(b"w", ("127.0.0.1", port))
-            except (OSError, ValueError) as error:  # nobody waits (no file, the process gone): nothing to do
-                if getattr(error, "errno", None) not in (None, errno.ENOENT, errno.ECONNREFUSED):
-                    log.debug("localflow: no datagram to %s (%s)", channel, error)
+                sender.sendto(b"w", ("127.0.0.1", int(port_file(channel).read_text())))
+            except FileNotFoundError:  # nobody waits on it (yet): nothing to wake
+                continue
+            except (OSError, ValueError) as error:
+                log.debug("localflow: no datagram to %s (%s)", channel, error)
 
 
 PENDING = "localflow_wakes"  # in a connection's info: the channels its open transaction will wake

@@ -85,12 +85,6 @@ def test_ports_are_published_on_loopback_only(stack: Stack):
     assert stack.published_ports() == {"airflow-api-server": [("8080/tcp", "127.0.0.1", str(stack.port))]}
 
 
-def tasks(stack: Stack) -> set[str]:
-    """Task ids of the watched DAG, empty while it is unknown."""
-    status, body = stack.request("GET", "/api/v2/dags/watched_in_container/tasks")
-    return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
-
-
 def wait_for(condition, what: str, stack: Stack, patience: float = 120) -> None:
     """Wait until ``condition()`` holds; fail with the watcher's log otherwise."""
 
@@ -112,8 +106,8 @@ def test_saved_files_are_reparsed_through_the_watcher(stack: Stack):
     path = stack.workspace / "dags" / "watched_in_container.py"
     path.write_text(DAG.format(task_id="first"))
     stack.user.give(path)
-    wait_for(lambda: tasks(stack) == {"first"}, "new file", stack)
+    wait_for(lambda: stack.api.task_ids("watched_in_container") == {"first"}, "new file", stack)
     path.write_text(DAG.format(task_id="second"))
-    wait_for(lambda: tasks(stack) == {"second"}, "edit", stack)
+    wait_for(lambda: stack.api.task_ids("watched_in_container") == {"second"}, "edit", stack)
     log = stack.compose("logs", "airflow-dag-watcher").stdout
     assert "watched_in_container.py: reparse requested" in log, log[-4000:]

@@ -392,11 +392,6 @@ def release_stack(on_release: OnRelease) -> Iterator[RunningStack]:
         stack.stop()
 
 
-def tasks(stack: RunningStack, dag_id: str) -> set[str]:
-    status, body = stack.api.request("GET", f"/api/v2/dags/{dag_id}/tasks")
-    return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
-
-
 @pytest.mark.releases
 def test_up_runs_a_dag_and_reparses_saves(on_release: OnRelease, release_stack: RunningStack):
     """The stack comes up healthy, a triggered run succeeds, an edited file and one whose parsing process
@@ -408,7 +403,7 @@ def test_up_runs_a_dag_and_reparses_saves(on_release: OnRelease, release_stack: 
     with stack.output_on_timeout():
         stack.api.wait_for_dags(["edited"], timeout=60)
         (dags / "edited.py").write_text(dag_source("edited", '"v1"'))
-        wait_until(lambda: tasks(stack, "edited") == {"v1"}, 60, what="the edit reparsed")
+        wait_until(lambda: stack.api.task_ids("edited") == {"v1"}, 60, what="the edit reparsed")
         (dags / "dies.py").write_text(
             '"""An airflow DAG file that kills its parsing process."""\nimport os\n\nos._exit(1)\n'
         )

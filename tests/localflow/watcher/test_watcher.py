@@ -241,12 +241,6 @@ def slow_airflow_stack(tmp_path_factory, postgres):
         stack.stop()
 
 
-def tasks(stack: RunningStack, dag_id: str) -> set[str]:
-    """The task ids of the serialized DAG."""
-    status, body = stack.api.request("GET", f"/api/v2/dags/{dag_id}/tasks")
-    return {task["task_id"] for task in body.get("tasks", [])} if status == 200 else set()
-
-
 def import_error_files(stack: RunningStack) -> set[str]:
     """File names with a recorded import error."""
     return {Path(filename).name for filename in stack.api.import_errors()}
@@ -262,16 +256,16 @@ def test_saves_are_reparsed_through_the_watcher(slow_airflow_stack):
     wait_for(lambda: stack.api.request("GET", "/api/v2/dags/brand_new")[0] == 200, "new file", stack)
 
     (dags / "edited.py").write_text(dag_source("edited", '"v1"'))
-    wait_for(lambda: tasks(stack, "edited") == {"v1"}, "edit", stack)
+    wait_for(lambda: stack.api.task_ids("edited") == {"v1"}, "edit", stack)
 
     (plugins / "watched_helper.py").write_text('TASK_ID = "h1"\n')
-    wait_for(lambda: tasks(stack, "uses_helper") == {"h1"}, "helper edit", stack)
+    wait_for(lambda: stack.api.task_ids("uses_helper") == {"h1"}, "helper edit", stack)
 
     (dags / "edited.py").write_text(dag_source("edited", '"v2"') + "\nthis is not python\n")
     wait_for(lambda: "edited.py" in import_error_files(stack), "import error", stack)
     (dags / "edited.py").write_text(dag_source("edited", '"v3"'))
     wait_for(
-        lambda: "edited.py" not in import_error_files(stack) and tasks(stack, "edited") == {"v3"},
+        lambda: "edited.py" not in import_error_files(stack) and stack.api.task_ids("edited") == {"v3"},
         "fixed import error",
         stack,
     )
@@ -330,7 +324,9 @@ def test_last_of_quick_saves_by_rename_is_parsed(slow_airflow_stack):
     last = f"m{SAVES}"
     log = stack.workspace / ".airflow" / "logs" / "components" / "dag-watcher.log"
     wait_until(
-        lambda: tasks(stack, "renamed") == {last} and f'"{last}"' in dag_source_content(stack, "renamed"),
+        lambda: (
+            stack.api.task_ids("renamed") == {last} and f'"{last}"' in dag_source_content(stack, "renamed")
+        ),
         25,
         what=lambda: f"dag-watcher log:\n{log.read_text()}\nparses:\n{parses.read_text()}\ntask {last}",
     )
